@@ -1,0 +1,6 @@
+//go:build openblas
+
+package graph
+
+// #cgo LDFLAGS: -lopenblas
+import "C"

@@ -1,0 +1,210 @@
+package graph
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Builder builds one Gorgonia expression graph in one dtype. Parameters enter
+// it with Param, per-run data with Input and IntInput, and ops (Linear,
+// LayerNorm, …) add nodes. Errors are sticky: an op given a failed node
+// returns a failed node, and Compile or Err reports the first error, so model
+// code reads as straight-line maths without an error check per op.
+type Builder struct {
+	g      *G.ExprGraph
+	dt     DType
+	err    error
+	nextID int64
+
+	params  []*Param
+	pnodes  map[*Param]*Node
+	inputs  []*Node
+	names   map[string]bool
+	rng     *rand.PCG // dropout masks
+	mode    *runMode
+	dropout []*fusedOp
+}
+
+// runMode is shared by a builder's ops and its programs.
+type runMode struct{ training bool }
+
+// Node is a value in a graph under construction: a parameter, an input, or the
+// result of an op. Its shape is known when it is built.
+type Node struct {
+	b     *Builder
+	n     *G.Node
+	err   error
+	name  string
+	ins   []*Node
+	param *Param
+	isInt bool
+}
+
+// NewBuilder starts an empty graph of dtype dt. seed seeds the random masks of
+// the Dropout ops in the graph.
+func NewBuilder(dt DType, seed uint64) *Builder {
+	b := &Builder{
+		g:      G.NewGraph(),
+		dt:     dt,
+		pnodes: map[*Param]*Node{},
+		names:  map[string]bool{},
+		rng:    rand.NewPCG(seed, 0x9e3779b97f4a7c15),
+		mode:   &runMode{training: true},
+	}
+	if !dt.valid() {
+		b.err = fmt.Errorf("graph: invalid dtype %v", dt)
+	}
+	return b
+}
+
+// DType is the graph's floating-point type.
+func (b *Builder) DType() DType { return b.dt }
+
+// Err returns the first error met while building, or nil.
+func (b *Builder) Err() error { return b.err }
+
+// Params lists the parameters added to the graph, in the order first added.
+func (b *Builder) Params() []*Param { return append([]*Param(nil), b.params...) }
+
+func (b *Builder) fail(err error) *Node {
+	if b.err == nil {
+		b.err = err
+	}
+	return &Node{b: b, err: b.err}
+}
+
+// Param returns the node bound to p, adding it on first use; a parameter used
+// twice (a tied embedding) is one node whose gradients are summed.
+func (b *Builder) Param(p *Param) *Node {
+	if n, ok := b.pnodes[p]; ok {
+		return n
+	}
+	if p == nil {
+		return b.fail(errors.New("graph: nil parameter"))
+	}
+	if p.DType() != b.dt {
+		return b.fail(fmt.Errorf("graph: parameter %s is %v, graph is %v", p.Name, p.DType(), b.dt))
+	}
+	shape := p.value.Shape()
+	gn := G.NewTensor(b.g, b.dt.tensorDtype(), shape.Dims(), G.WithShape(shape...), G.WithName(b.unique(p.Name)), G.WithValue(p.value))
+	n := &Node{b: b, n: gn, name: p.Name, param: p}
+	b.pnodes[p] = n
+	b.params = append(b.params, p)
+	return n
+}
+
+func (b *Builder) unique(name string) string {
+	base := name
+	for i := 1; b.names[name]; i++ {
+		name = fmt.Sprintf("%s#%d", base, i)
+	}
+	b.names[name] = true
+	return name
+}
+
+// Input adds a float input of the graph's dtype, fed before each run with
+// Program.SetInput. Its value starts at zero.
+func (b *Builder) Input(name string, shape ...int) *Node {
+	return b.input(name, b.dt.tensorDtype(), shape)
+}
+
+// IntInput adds an integer input (token ids, targets), fed with
+// Program.SetInts.
+func (b *Builder) IntInput(name string, shape ...int) *Node {
+	n := b.input(name, tensor.Int, shape)
+	n.isInt = true
+	return n
+}
+
+func (b *Builder) input(name string, dt tensor.Dtype, shape []int) *Node {
+	if len(shape) == 0 {
+		return b.fail(fmt.Errorf("graph: input %s: empty shape", name))
+	}
+	for _, s := range shape {
+		if s <= 0 {
+			return b.fail(fmt.Errorf("graph: input %s: shape %v has a non-positive size", name, shape))
+		}
+	}
+	var v *tensor.Dense
+	if dt == tensor.Int {
+		v = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(make([]int, tensor.Shape(shape).TotalSize())))
+	} else {
+		v = newDense(b.dt, tensor.Shape(shape))
+	}
+	gn := G.NewTensor(b.g, dt, len(shape), G.WithShape(shape...), G.WithName(b.unique(name)), G.WithValue(v))
+	n := &Node{b: b, n: gn, name: name}
+	b.inputs = append(b.inputs, n)
+	return n
+}
+
+// Shape returns the node's shape (nil for a failed node).
+func (n *Node) Shape() []int {
+	if n == nil || n.err != nil {
+		return nil
+	}
+	return append([]int(nil), n.n.Shape()...)
+}
+
+// Name is the parameter or input name, or the op that made the node.
+func (n *Node) Name() string {
+	if n.name != "" {
+		return n.name
+	}
+	if n.n != nil {
+		return n.n.Op().String()
+	}
+	return "<failed>"
+}
+
+// Err is the error that made this node fail, or nil.
+func (n *Node) Err() error { return n.err }
+
+// Builder returns the builder the node belongs to.
+func (n *Node) Builder() *Builder { return n.b }
+
+// check returns the builder of xs and nil when every node is usable, or the
+// failed node to return.
+func check(op string, xs ...*Node) (*Builder, *Node) {
+	var b *Builder
+	for _, x := range xs {
+		if x != nil {
+			b = x.b
+			break
+		}
+	}
+	if b == nil {
+		return nil, &Node{err: fmt.Errorf("graph: %s: no input nodes", op)}
+	}
+	for i, x := range xs {
+		if x == nil {
+			return b, b.fail(fmt.Errorf("graph: %s: input %d is nil", op, i))
+		}
+		if x.err != nil {
+			return b, &Node{b: b, err: x.err}
+		}
+		if x.b != b {
+			return b, b.fail(fmt.Errorf("graph: %s: inputs come from different builders", op))
+		}
+	}
+	return b, nil
+}
+
+// wrap turns an apply result into a Node.
+func (b *Builder) wrap(gn *G.Node, err error, op string, ins ...*Node) *Node {
+	if err != nil {
+		return b.fail(fmt.Errorf("graph: %s: %w", op, err))
+	}
+	return &Node{b: b, n: gn, ins: ins}
+}
+
+func gnodes(ns ...*Node) []*G.Node {
+	out := make([]*G.Node, len(ns))
+	for i, n := range ns {
+		out[i] = n.n
+	}
+	return out
+}

@@ -1,0 +1,244 @@
+package graph
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// floatT is the element type of a kernel: float32 or float64.
+type floatT interface{ ~float32 | ~float64 }
+
+// tval is one input or the output of a kernel: its storage and shape. Exactly
+// one of f32, f64 and ints is set; a scalar has an empty shape and one element.
+type tval struct {
+	f32   []float32
+	f64   []float64
+	ints  []int
+	shape tensor.Shape
+}
+
+// data returns v's storage as []T; T must match v's dtype.
+func data[T floatT](v tval) []T {
+	var z T
+	if _, ok := any(z).(float32); ok {
+		return any(v.f32).([]T)
+	}
+	return any(v.f64).([]T)
+}
+
+func (v tval) dims(i int) int { return v.shape[i] }
+
+// kernel is the numeric body of a fused op: a shape rule and a forward pass
+// that overwrites every element of out.
+type kernel interface {
+	String() string
+	outShape(in []tensor.Shape) (tensor.Shape, error)
+	forward(out tval, in []tval) error
+}
+
+// gradFunc builds the gradient nodes of an op's inputs from the upstream
+// gradient dy; entries for inputs that need no gradient may be nil.
+type gradFunc func(in []*G.Node, out, dy *G.Node) ([]*G.Node, error)
+
+// fusedOp adapts a kernel to Gorgonia's Op and SDOp interfaces. Each node owns
+// its op value and with it the output buffer, which is reused from run to run
+// instead of being allocated every step.
+type fusedOp struct {
+	k     kernel
+	id    int64
+	dt    DType
+	typ   hm.Type
+	arity int
+	diff  []bool
+	grads gradFunc
+
+	buf   *tensor.Dense // output storage for tensor outputs
+	ins   []tval        // scratch, reused
+	stash interface{}   // state a kernel keeps for its gradient ops
+}
+
+var (
+	_ G.Op   = (*fusedOp)(nil)
+	_ G.SDOp = (*fusedOp)(nil)
+)
+
+func (o *fusedOp) Arity() int      { return o.arity }
+func (o *fusedOp) Type() hm.Type   { return o.typ }
+func (o *fusedOp) ReturnsPtr() bool { return false }
+func (o *fusedOp) CallsExtern() bool {
+	return false
+}
+func (o *fusedOp) OverwritesInput() int { return -1 }
+func (o *fusedOp) String() string       { return o.k.String() }
+func (o *fusedOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "golora.%s#%d", o.k.String(), o.id)
+}
+func (o *fusedOp) Hashcode() uint32 {
+	h := fnv.New32a()
+	o.WriteHash(h)
+	return h.Sum32()
+}
+
+func (o *fusedOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	shapes := make([]tensor.Shape, len(ds))
+	for i, d := range ds {
+		s, err := dimSizerShape(d)
+		if err != nil {
+			return nil, err
+		}
+		shapes[i] = s
+	}
+	return o.k.outShape(shapes)
+}
+
+func dimSizerShape(d G.DimSizer) (tensor.Shape, error) {
+	if s, ok := d.(tensor.Shape); ok {
+		return s, nil
+	}
+	return nil, fmt.Errorf("graph: cannot read the shape of %T", d)
+}
+
+func (o *fusedOp) DiffWRT(n int) []bool {
+	out := make([]bool, n)
+	copy(out, o.diff)
+	return out
+}
+
+func (o *fusedOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if o.grads == nil {
+		return nil, fmt.Errorf("graph: %s has no gradient", o.k)
+	}
+	gs, err := o.grads(inputs, output, grad)
+	if err != nil {
+		return nil, fmt.Errorf("graph: gradient of %s: %w", o.k, err)
+	}
+	return G.Nodes(gs), nil
+}
+
+func toTval(v G.Value) (tval, error) {
+	switch x := v.(type) {
+	case *tensor.Dense:
+		t := tval{shape: x.Shape()}
+		switch d := x.Data().(type) {
+		case []float32:
+			t.f32 = d
+		case []float64:
+			t.f64 = d
+		case []int:
+			t.ints = d
+		case float32:
+			t.f32 = []float32{d}
+		case float64:
+			t.f64 = []float64{d}
+		default:
+			return tval{}, fmt.Errorf("graph: unsupported tensor data %T", d)
+		}
+		return t, nil
+	case *G.F32:
+		return tval{f32: []float32{float32(*x)}, shape: tensor.ScalarShape()}, nil
+	case *G.F64:
+		return tval{f64: []float64{float64(*x)}, shape: tensor.ScalarShape()}, nil
+	}
+	return tval{}, fmt.Errorf("graph: unsupported value %T", v)
+}
+
+func (o *fusedOp) Do(inputs ...G.Value) (G.Value, error) {
+	if len(inputs) != o.arity {
+		return nil, fmt.Errorf("graph: %s: %d inputs, want %d", o.k, len(inputs), o.arity)
+	}
+	o.ins = o.ins[:0]
+	shapes := make([]tensor.Shape, len(inputs))
+	for i, v := range inputs {
+		t, err := toTval(v)
+		if err != nil {
+			return nil, fmt.Errorf("graph: %s input %d: %w", o.k, i, err)
+		}
+		o.ins = append(o.ins, t)
+		shapes[i] = t.shape
+	}
+	shape, err := o.k.outShape(shapes)
+	if err != nil {
+		return nil, fmt.Errorf("graph: %s: %w", o.k, err)
+	}
+	if shape.IsScalar() {
+		out := tval{shape: shape}
+		if o.dt == Float64 {
+			out.f64 = make([]float64, 1)
+		} else {
+			out.f32 = make([]float32, 1)
+		}
+		if err := o.k.forward(out, o.ins); err != nil {
+			return nil, fmt.Errorf("graph: %s: %w", o.k, err)
+		}
+		if o.dt == Float64 {
+			return G.NewF64(out.f64[0]), nil
+		}
+		return G.NewF32(out.f32[0]), nil
+	}
+	if o.buf == nil || !o.buf.Shape().Eq(shape) {
+		o.buf = newDense(o.dt, shape)
+	}
+	out := tval{shape: o.buf.Shape()}
+	if o.dt == Float64 {
+		out.f64 = o.buf.Data().([]float64)
+	} else {
+		out.f32 = o.buf.Data().([]float32)
+	}
+	if err := o.k.forward(out, o.ins); err != nil {
+		return nil, fmt.Errorf("graph: %s: %w", o.k, err)
+	}
+	return o.buf, nil
+}
+
+func newDense(dt DType, shape tensor.Shape) *tensor.Dense {
+	n := shape.TotalSize()
+	if dt == Float64 {
+		return tensor.New(tensor.WithShape(shape.Clone()...), tensor.WithBacking(make([]float64, n)))
+	}
+	return tensor.New(tensor.WithShape(shape.Clone()...), tensor.WithBacking(make([]float32, n)))
+}
+
+// apply creates a node computing k over children. diff says which inputs are
+// differentiable; grads builds their gradients.
+func (b *Builder) apply(k kernel, diff []bool, grads gradFunc, children ...*G.Node) (*G.Node, *fusedOp, error) {
+	shapes := make([]tensor.Shape, len(children))
+	types := make([]hm.Type, 0, len(children)+1)
+	for i, c := range children {
+		shapes[i] = c.Shape()
+		types = append(types, c.Type())
+	}
+	shape, err := k.outShape(shapes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", k, err)
+	}
+	var outT hm.Type = b.dt.tensorDtype()
+	if !shape.IsScalar() {
+		outT = G.TensorType{Dims: shape.Dims(), Of: b.dt.tensorDtype()}
+	}
+	types = append(types, outT)
+	b.nextID++
+	op := &fusedOp{
+		k:     k,
+		id:    b.nextID,
+		dt:    b.dt,
+		typ:   hm.NewFnType(types...),
+		arity: len(children),
+		diff:  diff,
+		grads: grads,
+	}
+	n, err := G.ApplyOp(op, children...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", k, err)
+	}
+	return n, op, nil
+}
+
+// gradNode is apply for gradient ops, which are not differentiated again.
+func (b *Builder) gradNode(k kernel, children ...*G.Node) (*G.Node, *fusedOp, error) {
+	return b.apply(k, nil, nil, children...)
+}

@@ -1,0 +1,193 @@
+package graph
+
+import (
+	"fmt"
+
+	"gorgonia.org/tensor"
+)
+
+// Param is a named tensor whose value outlives any single graph. Graphs built
+// from it bind its storage directly, so an update made in place (by an
+// optimizer, a merge or a load) is seen by the next run of every compiled
+// Program that uses it.
+//
+// Trainable decides, when a Program is compiled, whether the Program computes a
+// gradient for the parameter. A parameter that is not trainable is frozen: no
+// gradient node is built for it and no optimizer sees it.
+type Param struct {
+	// Name is the parameter's dotted path, e.g. "h.0.attn.c_attn.weight".
+	Name string
+	// Trainable marks the parameter for gradient computation.
+	Trainable bool
+
+	value *tensor.Dense
+}
+
+// NewParam returns a zero-filled trainable parameter of the given shape.
+func NewParam(name string, dt DType, shape ...int) *Param {
+	n := 1
+	for _, s := range shape {
+		n *= s
+	}
+	var t *tensor.Dense
+	if dt == Float64 {
+		t = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(make([]float64, n)))
+	} else {
+		t = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(make([]float32, n)))
+	}
+	return &Param{Name: name, Trainable: true, value: t}
+}
+
+// NewParamFrom wraps a copy of data (a []float32 or []float64 whose length is
+// the product of shape) as a trainable parameter.
+func NewParamFrom(name string, data interface{}, shape ...int) (*Param, error) {
+	n := 1
+	for _, s := range shape {
+		if s <= 0 {
+			return nil, fmt.Errorf("graph: parameter %s: shape %v has a non-positive size", name, shape)
+		}
+		n *= s
+	}
+	var p *Param
+	switch d := data.(type) {
+	case []float32:
+		if len(d) != n {
+			return nil, fmt.Errorf("graph: parameter %s: %d values for shape %v", name, len(d), shape)
+		}
+		p = NewParam(name, Float32, shape...)
+		copy(p.Float32s(), d)
+	case []float64:
+		if len(d) != n {
+			return nil, fmt.Errorf("graph: parameter %s: %d values for shape %v", name, len(d), shape)
+		}
+		p = NewParam(name, Float64, shape...)
+		copy(p.Float64s(), d)
+	default:
+		return nil, fmt.Errorf("graph: parameter %s: data of type %T (want []float32 or []float64)", name, data)
+	}
+	return p, nil
+}
+
+// DType reports the element type.
+func (p *Param) DType() DType {
+	dt, _ := fromTensorDtype(p.value.Dtype())
+	return dt
+}
+
+// Shape returns a copy of the parameter's shape.
+func (p *Param) Shape() []int { return append([]int(nil), p.value.Shape()...) }
+
+// Len is the number of elements.
+func (p *Param) Len() int { return p.value.Shape().TotalSize() }
+
+// Float32s returns the backing storage of a float32 parameter (nil for
+// float64). Writes to it change the parameter in place.
+func (p *Param) Float32s() []float32 {
+	d, _ := p.value.Data().([]float32)
+	return d
+}
+
+// Float64s returns the backing storage of a float64 parameter (nil for
+// float32). Writes to it change the parameter in place.
+func (p *Param) Float64s() []float64 {
+	d, _ := p.value.Data().([]float64)
+	return d
+}
+
+// Values returns a float64 copy of the values, whatever the dtype.
+func (p *Param) Values() []float64 {
+	if d := p.Float64s(); d != nil {
+		return append([]float64(nil), d...)
+	}
+	src := p.Float32s()
+	out := make([]float64, len(src))
+	for i, v := range src {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+// SetValues overwrites the values in place from float64s, converting to the
+// parameter's dtype.
+func (p *Param) SetValues(v []float64) error {
+	if len(v) != p.Len() {
+		return fmt.Errorf("graph: parameter %s: %d values for %d elements", p.Name, len(v), p.Len())
+	}
+	if d := p.Float64s(); d != nil {
+		copy(d, v)
+		return nil
+	}
+	d := p.Float32s()
+	for i, x := range v {
+		d[i] = float32(x)
+	}
+	return nil
+}
+
+// CopyFrom overwrites p's values in place with src's, which must have the same
+// shape; the dtype is converted when it differs.
+func (p *Param) CopyFrom(src *Param) error {
+	if !sameShape(p.Shape(), src.Shape()) {
+		return fmt.Errorf("graph: copy %s into %s: shape %v, want %v", src.Name, p.Name, src.Shape(), p.Shape())
+	}
+	if p.DType() == src.DType() {
+		if p.DType() == Float64 {
+			copy(p.Float64s(), src.Float64s())
+		} else {
+			copy(p.Float32s(), src.Float32s())
+		}
+		return nil
+	}
+	return p.SetValues(src.Values())
+}
+
+// Clone returns a deep copy with the same name and trainable flag.
+func (p *Param) Clone() *Param {
+	c := NewParam(p.Name, p.DType(), p.Shape()...)
+	c.Trainable = p.Trainable
+	_ = c.CopyFrom(p)
+	return c
+}
+
+// Convert returns a deep copy in the given dtype.
+func (p *Param) Convert(dt DType) *Param {
+	c := NewParam(p.Name, dt, p.Shape()...)
+	c.Trainable = p.Trainable
+	_ = c.SetValues(p.Values())
+	return c
+}
+
+// Zero sets every element to 0.
+func (p *Param) Zero() {
+	if d := p.Float64s(); d != nil {
+		clear(d)
+		return
+	}
+	clear(p.Float32s())
+}
+
+// String describes the parameter as "name [shape] dtype".
+func (p *Param) String() string {
+	return fmt.Sprintf("%s %v %s", p.Name, p.Shape(), p.DType())
+}
+
+func sameShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// CountParams sums the element counts of ps.
+func CountParams(ps []*Param) int {
+	n := 0
+	for _, p := range ps {
+		n += p.Len()
+	}
+	return n
+}

@@ -1,0 +1,362 @@
+package graph
+
+import (
+	"errors"
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Array is a read-only view of a tensor a Program produced: an output, the
+// loss or a gradient. Exactly one of F32 and F64 is set, by dtype. The storage
+// belongs to the Program and is overwritten by its next run: copy what must
+// outlive it.
+type Array struct {
+	Shape []int
+	F32   []float32
+	F64   []float64
+}
+
+// DType is the element type.
+func (a Array) DType() DType {
+	if a.F64 != nil {
+		return Float64
+	}
+	return Float32
+}
+
+// Len is the number of elements.
+func (a Array) Len() int {
+	if a.F64 != nil {
+		return len(a.F64)
+	}
+	return len(a.F32)
+}
+
+// At returns element i as a float64.
+func (a Array) At(i int) float64 {
+	if a.F64 != nil {
+		return a.F64[i]
+	}
+	return float64(a.F32[i])
+}
+
+// Values returns a float64 copy of the elements.
+func (a Array) Values() []float64 {
+	out := make([]float64, a.Len())
+	for i := range out {
+		out[i] = a.At(i)
+	}
+	return out
+}
+
+// Program is a compiled graph: built once for an input shape, then fed and run
+// any number of times without rebuilding. Run computes the outputs, the loss
+// and the gradients of every trainable parameter the loss depends on; Forward
+// computes only the outputs and the loss. Only the nodes a run needs are
+// executed: gradient nodes of frozen weights are never run.
+type Program struct {
+	b         *Builder
+	loss      *Node
+	outputs   []*Node
+	trainable []*Param
+	gradNode  map[*Param]*G.Node
+
+	fwdRoots, fullRoots []*G.Node
+	fwd, full           G.VM
+	reads               map[*G.Node]*G.Value // node -> holder filled by a Read
+}
+
+// Compile finishes the graph. loss (a scalar, or nil for an inference-only
+// program) is what Run differentiates; outputs are the nodes to read after a
+// run. Gradients are built for the parameters that are Trainable at this call
+// and that loss depends on; change a Trainable flag and compile again.
+func (b *Builder) Compile(loss *Node, outputs ...*Node) (*Program, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	all := append([]*Node{}, outputs...)
+	if loss != nil {
+		all = append(all, loss)
+	}
+	if len(all) == 0 {
+		return nil, errors.New("graph: compile: no loss and no outputs")
+	}
+	for _, n := range all {
+		if n.err != nil {
+			return nil, n.err
+		}
+		if n.b != b {
+			return nil, errors.New("graph: compile: node from another builder")
+		}
+	}
+	p := &Program{b: b, loss: loss, outputs: outputs, gradNode: map[*Param]*G.Node{}, reads: map[*G.Node]*G.Value{}}
+	if loss != nil {
+		if len(loss.n.Shape()) != 0 {
+			return nil, fmt.Errorf("graph: compile: loss has shape %v, want a scalar", loss.n.Shape())
+		}
+		p.trainable = reachableTrainable(loss)
+		if len(p.trainable) > 0 {
+			wrt := make([]*G.Node, len(p.trainable))
+			for i, prm := range p.trainable {
+				wrt[i] = b.pnodes[prm].n
+			}
+			grads, err := G.Grad(loss.n, wrt...)
+			if err != nil {
+				return nil, fmt.Errorf("graph: compile: gradients: %w", err)
+			}
+			for i, prm := range p.trainable {
+				p.gradNode[prm] = grads[i]
+			}
+		}
+	}
+	for _, n := range all {
+		p.fwdRoots = append(p.fwdRoots, p.read(n.n))
+	}
+	p.fullRoots = append(p.fullRoots, p.fwdRoots...)
+	for _, prm := range p.trainable {
+		p.fullRoots = append(p.fullRoots, p.read(p.gradNode[prm]))
+	}
+	return p, nil
+}
+
+// read adds (once) a Read node that copies n's value out after it is computed,
+// so what a caller reads is never an intermediate buffer reused later in the
+// run (gorgonia issue #569).
+func (p *Program) read(n *G.Node) *G.Node {
+	if _, ok := p.reads[n]; !ok {
+		p.reads[n] = new(G.Value)
+	}
+	return G.Read(n, p.reads[n])
+}
+
+// reachableTrainable lists the trainable parameters loss depends on, in the
+// order they were added to the builder.
+func reachableTrainable(loss *Node) []*Param {
+	seen := map[*Node]bool{}
+	found := map[*Param]bool{}
+	stack := []*Node{loss}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		if n.param != nil && n.param.Trainable {
+			found[n.param] = true
+		}
+		stack = append(stack, n.ins...)
+	}
+	var out []*Param
+	for _, prm := range loss.b.params {
+		if found[prm] {
+			out = append(out, prm)
+		}
+	}
+	return out
+}
+
+// Trainable lists the parameters Run computes gradients for.
+func (p *Program) Trainable() []*Param { return append([]*Param(nil), p.trainable...) }
+
+// SetTraining switches dropout on (the default) or off for later runs.
+func (p *Program) SetTraining(on bool) { p.b.mode.training = on }
+
+// Training reports whether dropout is on.
+func (p *Program) Training() bool { return p.b.mode.training }
+
+// SetInput copies data ([]float32, []float64 or []int) into an input node.
+func (p *Program) SetInput(in *Node, data interface{}) error {
+	if in == nil || in.n == nil || in.param != nil || in.n.Op() != nil {
+		return errors.New("graph: SetInput: not an input node")
+	}
+	dst, ok := in.n.Value().(*tensor.Dense)
+	if !ok {
+		return fmt.Errorf("graph: input %s has no value", in.name)
+	}
+	n := dst.Shape().TotalSize()
+	switch d := data.(type) {
+	case []int:
+		out, ok := dst.Data().([]int)
+		if !ok {
+			return fmt.Errorf("graph: input %s is a float input, got ints", in.name)
+		}
+		if len(d) != n {
+			return fmt.Errorf("graph: input %s: %d values for shape %v", in.name, len(d), dst.Shape())
+		}
+		copy(out, d)
+	case []float32:
+		if len(d) != n {
+			return fmt.Errorf("graph: input %s: %d values for shape %v", in.name, len(d), dst.Shape())
+		}
+		switch out := dst.Data().(type) {
+		case []float32:
+			copy(out, d)
+		case []float64:
+			for i, v := range d {
+				out[i] = float64(v)
+			}
+		default:
+			return fmt.Errorf("graph: input %s is an int input, got floats", in.name)
+		}
+	case []float64:
+		if len(d) != n {
+			return fmt.Errorf("graph: input %s: %d values for shape %v", in.name, len(d), dst.Shape())
+		}
+		switch out := dst.Data().(type) {
+		case []float64:
+			copy(out, d)
+		case []float32:
+			for i, v := range d {
+				out[i] = float32(v)
+			}
+		default:
+			return fmt.Errorf("graph: input %s is an int input, got floats", in.name)
+		}
+	default:
+		return fmt.Errorf("graph: input %s: unsupported data %T", in.name, data)
+	}
+	return nil
+}
+
+// SetInts is SetInput for integer inputs.
+func (p *Program) SetInts(in *Node, ids []int) error { return p.SetInput(in, ids) }
+
+// Run executes the forward pass and, when the program has a loss and
+// trainable parameters, the backward pass.
+func (p *Program) Run() error {
+	if len(p.trainable) == 0 {
+		return p.Forward()
+	}
+	if p.full == nil {
+		vm, err := p.machine(p.fullRoots)
+		if err != nil {
+			return err
+		}
+		p.full = vm
+	}
+	return runVM(p.full)
+}
+
+// Forward executes only what the outputs and the loss need.
+func (p *Program) Forward() error {
+	if p.fwd == nil {
+		vm, err := p.machine(p.fwdRoots)
+		if err != nil {
+			return err
+		}
+		p.fwd = vm
+	}
+	return runVM(p.fwd)
+}
+
+func (p *Program) machine(roots []*G.Node) (vm G.VM, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("graph: compile: %v", r)
+		}
+	}()
+	sub := p.b.g.ExactSubgraphRoots(roots...)
+	return G.NewTapeMachine(sub), nil
+}
+
+func runVM(vm G.VM) error {
+	vm.Reset()
+	err := vm.RunAll()
+	vm.Reset()
+	if err != nil {
+		return fmt.Errorf("graph: run: %w", err)
+	}
+	return nil
+}
+
+// Loss returns the loss of the last run.
+func (p *Program) Loss() float64 {
+	if p.loss == nil {
+		return 0
+	}
+	a := p.value(p.loss.n)
+	if a.Len() == 0 {
+		return 0
+	}
+	return a.At(0)
+}
+
+// Output returns the value of n (one of the compiled outputs or the loss)
+// from the last run.
+func (p *Program) Output(n *Node) (Array, error) {
+	if n == nil || n.n == nil {
+		return Array{}, errors.New("graph: Output: nil node")
+	}
+	if _, ok := p.reads[n.n]; !ok {
+		return Array{}, fmt.Errorf("graph: %s is not an output of this program", n.Name())
+	}
+	a := p.value(n.n)
+	if a.Len() == 0 {
+		return Array{}, fmt.Errorf("graph: %s has not been computed yet", n.Name())
+	}
+	return a, nil
+}
+
+// Grad returns the gradient of the loss with respect to prm from the last Run;
+// ok is false when prm is not one of the program's trainable parameters.
+func (p *Program) Grad(prm *Param) (a Array, ok bool) {
+	gn, ok := p.gradNode[prm]
+	if !ok {
+		return Array{}, false
+	}
+	a = p.value(gn)
+	return a, a.Len() > 0
+}
+
+func (p *Program) value(n *G.Node) Array {
+	h := p.reads[n]
+	if h == nil || *h == nil {
+		return Array{}
+	}
+	switch v := (*h).(type) {
+	case *tensor.Dense:
+		a := Array{Shape: append([]int(nil), v.Shape()...)}
+		switch d := v.Data().(type) {
+		case []float32:
+			a.F32 = d
+		case []float64:
+			a.F64 = d
+		case float32:
+			a.F32 = []float32{d}
+		case float64:
+			a.F64 = []float64{d}
+		}
+		return a
+	case *G.F32:
+		return Array{F32: []float32{float32(*v)}}
+	case *G.F64:
+		return Array{F64: []float64{float64(*v)}}
+	}
+	return Array{}
+}
+
+// RNGState returns the state of the dropout random source, for checkpoints.
+func (p *Program) RNGState() ([]byte, error) { return p.b.rng.MarshalBinary() }
+
+// SetRNGState restores a state saved by RNGState.
+func (p *Program) SetRNGState(s []byte) error {
+	if err := p.b.rng.UnmarshalBinary(s); err != nil {
+		return fmt.Errorf("graph: restore dropout RNG: %w", err)
+	}
+	return nil
+}
+
+// Close releases the compiled machines.
+func (p *Program) Close() error {
+	for _, vm := range []G.VM{p.fwd, p.full} {
+		if vm != nil {
+			if err := vm.Close(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,128 @@
+package graph
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Constant adds an input whose value is set once, here, from float64s; a
+// program may still overwrite it with SetInput.
+func (b *Builder) Constant(name string, values []float64, shape ...int) *Node {
+	n := b.Input(name, shape...)
+	if n.err != nil {
+		return n
+	}
+	dst := n.n.Value().(*tensor.Dense)
+	if len(values) != dst.Shape().TotalSize() {
+		return b.fail(fmt.Errorf("graph: constant %s: %d values for shape %v", name, len(values), shape))
+	}
+	switch d := dst.Data().(type) {
+	case []float64:
+		copy(d, values)
+	case []float32:
+		for i, v := range values {
+			d[i] = float32(v)
+		}
+	}
+	return n
+}
+
+// Sum returns the sum of every element of x as a scalar.
+func Sum(x *Node) *Node {
+	b, bad := check("Sum", x)
+	if bad != nil {
+		return bad
+	}
+	grads := func(in []*G.Node, _, dy *G.Node) ([]*G.Node, error) {
+		g, _, err := b.gradNode(&broadcastKernel{shape: in[0].Shape().Clone()}, dy)
+		return []*G.Node{g}, err
+	}
+	gn, _, err := b.apply(sumKernel{}, []bool{true}, grads, x.n)
+	return b.wrap(gn, err, "Sum", x)
+}
+
+type sumKernel struct{}
+
+func (sumKernel) String() string { return "Sum" }
+func (sumKernel) outShape([]tensor.Shape) (tensor.Shape, error) {
+	return tensor.ScalarShape(), nil
+}
+func (sumKernel) forward(out tval, in []tval) error {
+	if out.f32 != nil {
+		var s float64 // accumulate in float64 to keep float32 sums accurate
+		for _, v := range in[0].f32 {
+			s += float64(v)
+		}
+		out.f32[0] = float32(s)
+		return nil
+	}
+	var s float64
+	for _, v := range in[0].f64 {
+		s += v
+	}
+	out.f64[0] = s
+	return nil
+}
+
+// broadcastKernel fills a tensor of a fixed shape with one scalar.
+type broadcastKernel struct{ shape tensor.Shape }
+
+func (k *broadcastKernel) String() string { return fmt.Sprintf("Broadcast%v", k.shape) }
+func (k *broadcastKernel) outShape([]tensor.Shape) (tensor.Shape, error) {
+	return k.shape.Clone(), nil
+}
+func (k *broadcastKernel) forward(out tval, in []tval) error {
+	if out.f32 != nil {
+		fill(out.f32, in[0].f32[0])
+	} else {
+		fill(out.f64, in[0].f64[0])
+	}
+	return nil
+}
+
+func fill[T floatT](x []T, v T) {
+	for i := range x {
+		x[i] = v
+	}
+}
+
+// Mul returns the elementwise product of two nodes of the same shape.
+func Mul(x, y *Node) *Node {
+	b, bad := check("Mul", x, y)
+	if bad != nil {
+		return bad
+	}
+	grads := func(in []*G.Node, _, dy *G.Node) ([]*G.Node, error) {
+		gx, _, err := b.gradNode(mulKernel{}, dy, in[1])
+		if err != nil {
+			return nil, err
+		}
+		gy, _, err := b.gradNode(mulKernel{}, dy, in[0])
+		return []*G.Node{gx, gy}, err
+	}
+	gn, _, err := b.apply(mulKernel{}, []bool{true, true}, grads, x.n, y.n)
+	return b.wrap(gn, err, "Mul", x, y)
+}
+
+type mulKernel struct{}
+
+func (mulKernel) String() string { return "Mul" }
+func (mulKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
+	return addKernel{}.outShape(in)
+}
+func (mulKernel) forward(out tval, in []tval) error {
+	if out.f32 != nil {
+		mulTo(out.f32, in[0].f32, in[1].f32)
+	} else {
+		mulTo(out.f64, in[0].f64, in[1].f64)
+	}
+	return nil
+}
+
+func mulTo[T floatT](out, a, b []T) {
+	for i := range out {
+		out[i] = a[i] * b[i]
+	}
+}
