@@ -1,0 +1,53 @@
+// Package graph is golora's boundary with Gorgonia: named parameters whose
+// values outlive any graph, compiled programs, fused operations with their
+// gradients, a finite-difference gradient checker and seeded initialisers.
+// It is the only golora package that imports gorgonia.
+//
+// # Overview
+//
+// A model is a Gorgonia expression graph. Parameters (Param) hold the weights;
+// a Builder binds them into one graph together with per-run inputs, and the
+// fused ops of this package add nodes:
+//
+//	b := graph.NewBuilder(graph.Float32, seed)
+//	x := b.Input("x", n, in)                      // [N, in]
+//	y := graph.Linear(x, b.Param(w), b.Param(bias)) // [N, in]·[in, out] → [N, out]
+//	prog, err := b.Compile(loss, y)
+//
+// Compile differentiates the loss symbolically (Gorgonia's Grad) with respect
+// to every parameter that is Trainable at that moment. A parameter that is not
+// trainable is frozen: no gradient is computed for it and no optimizer sees
+// it. This is how LoRA freezes a base weight.
+//
+// A Program is built once per input shape and then run any number of times:
+// SetInput, Run (forward and backward) or Forward, then Loss, Output and Grad.
+// Optimizers update Param values in place; the next run sees them.
+//
+// # Fused ops
+//
+// Each op is one Gorgonia node with its own gradient: Linear and LinearT
+// (gemm with transpose flags, no copies), Embedding, LayerNorm, GELU (tanh
+// form), Dropout, Softmax, CausalSelfAttention, SoftmaxCrossEntropy,
+// LoRALinear and LoRALinearSliced, plus Add, Mul and Sum. Every op has a
+// float64 finite-difference test and a float32-against-float64 test. Each
+// node owns its output buffer and reuses it from run to run.
+//
+// # Errors
+//
+// Building is error-sticky: an op given a failed node returns a failed node,
+// and Compile (or Builder.Err) reports the first error with the op's name. No
+// function of this package panics on bad shapes or bad input data; run-time
+// problems (an out-of-range token id) are returned by Run and Forward.
+//
+// # Gradient checks
+//
+// CheckGradients compares symbolic gradients with central differences in
+// float64 and reports the worst absolute and relative error per parameter.
+// Call it from your own tests to check a layer you build from these ops.
+//
+// # BLAS
+//
+// Matrix products run on Gorgonia's BLAS: gonum's pure-Go implementation by
+// default, or OpenBLAS through cgo when built with -tags openblas (Debian:
+// apt-get install libopenblas-dev). BLASName reports which one is active.
+package graph
