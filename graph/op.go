@@ -68,8 +68,8 @@ var (
 	_ G.SDOp = (*fusedOp)(nil)
 )
 
-func (o *fusedOp) Arity() int      { return o.arity }
-func (o *fusedOp) Type() hm.Type   { return o.typ }
+func (o *fusedOp) Arity() int       { return o.arity }
+func (o *fusedOp) Type() hm.Type    { return o.typ }
 func (o *fusedOp) ReturnsPtr() bool { return false }
 func (o *fusedOp) CallsExtern() bool {
 	return false
