@@ -161,10 +161,20 @@ func (n *Node) Name() string {
 }
 
 // Err is the error that made this node fail, or nil.
-func (n *Node) Err() error { return n.err }
+func (n *Node) Err() error {
+	if n == nil {
+		return errors.New("graph: nil node")
+	}
+	return n.err
+}
 
-// Builder returns the builder the node belongs to.
-func (n *Node) Builder() *Builder { return n.b }
+// Builder returns the builder the node belongs to (nil for a nil node).
+func (n *Node) Builder() *Builder {
+	if n == nil {
+		return nil
+	}
+	return n.b
+}
 
 // check returns the builder of xs and nil when every node is usable, or the
 // failed node to return.

@@ -126,3 +126,18 @@ func mulTo[T floatT](out, a, b []T) {
 		out[i] = a[i] * b[i]
 	}
 }
+
+// IntConstant adds an integer input (token ids, targets) whose value is set
+// once, here; a program may still overwrite it with SetInts.
+func (b *Builder) IntConstant(name string, ids []int, shape ...int) *Node {
+	n := b.IntInput(name, shape...)
+	if n.err != nil {
+		return n
+	}
+	dst := n.n.Value().(*tensor.Dense).Data().([]int)
+	if len(ids) != len(dst) {
+		return b.fail(fmt.Errorf("graph: int constant %s: %d values for shape %v", name, len(ids), shape))
+	}
+	copy(dst, ids)
+	return n
+}
