@@ -23,8 +23,12 @@ type Param struct {
 	value *tensor.Dense
 }
 
-// NewParam returns a zero-filled trainable parameter of the given shape.
+// NewParam returns a zero-filled trainable parameter of the given shape. A
+// parameter has at least one dimension: no shape gives shape [1].
 func NewParam(name string, dt DType, shape ...int) *Param {
+	if len(shape) == 0 {
+		shape = []int{1}
+	}
 	n := 1
 	for _, s := range shape {
 		n *= s
