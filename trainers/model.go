@@ -1,0 +1,29 @@
+package trainers
+
+import "github.com/golora/golora/graph"
+
+// LanguageModel is what the trainer trains: any model that maps token ids to
+// logits. The trainer never looks inside it: it builds the inputs, asks the
+// model for logits, adds the loss and differentiates with respect to every
+// parameter whose Trainable flag is set. Full fine-tuning, LoRA, bias-only
+// training and frozen evaluation are the same code with different flags.
+type LanguageModel interface {
+	// Params lists every parameter in a fixed order; the trainable ones have
+	// Trainable = true. Names must be unique: optimizer state and
+	// checkpoints are keyed by them.
+	Params() []*graph.Param
+	// Logits adds the forward pass for batch sequences of ctx tokens (ids is
+	// an IntInput [batch*ctx], row-major by sequence) and returns the logits
+	// [batch*ctx, vocab]. Position t of a sequence may only look at positions
+	// ≤ t (a causal model): padding is appended on the right.
+	Logits(b *graph.Builder, ids *graph.Node, batch, ctx int) *graph.Node
+	// VocabSize is the number of logits per position.
+	VocabSize() int
+}
+
+// Tokenizer turns text into token ids. EOT is the end-of-text id appended
+// after each completion (GPT-2: 50256).
+type Tokenizer interface {
+	Encode(text string) []int
+	EOT() int
+}

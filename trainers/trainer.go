@@ -1,0 +1,553 @@
+package trainers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/golora/golora/graph"
+)
+
+// ErrNonFinite is wrapped by the error Train returns when a loss or a
+// gradient is NaN or ±Inf. The step is not applied: the parameters keep
+// the values of the last good step and no checkpoint is written.
+var ErrNonFinite = errors.New("trainers: non-finite value")
+
+// Trainer trains the Trainable parameters of a LanguageModel with AdamW on
+// the masked cross-entropy of next-token prediction. Create it with New,
+// optionally Resume a checkpoint, then call Train. A Trainer is not safe for
+// concurrent use.
+type Trainer struct {
+	model     LanguageModel
+	cfg       Config
+	dtype     graph.DType
+	vocab     int
+	trainable []*graph.Param // in model order, as when New was called
+	opt       *AdamW
+
+	trainProgs map[shape]*compiled
+	evalProgs  map[shape]*compiled
+	grads      []graph.Array // step gradient per trainable parameter, own storage
+
+	step      int      // optimizer steps done
+	pos       Position // data position after the last step; Len 0 before any
+	dropState []byte   // dropout RNG state for the next training run; nil: fresh
+	initDrop  []byte   // the state of a Program seeded with Config.Seed, never run
+	bestLoss  float64
+	bestStep  int
+	batches   []batch // one per micro-batch, reused
+}
+
+// shape is a compiled batch shape.
+type shape struct{ rows, T int }
+
+// compiled is one Program with its inputs.
+type compiled struct {
+	prog               *graph.Program
+	ids, targets, mask *graph.Node
+}
+
+// New checks cfg and the model's parameters (non-nil, unique names, one
+// dtype) and returns a trainer for the parameters that are Trainable now.
+// Compilation happens on first use.
+func New(model LanguageModel, cfg Config) (*Trainer, error) {
+	if model == nil {
+		return nil, errors.New("trainers: nil model")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	params := model.Params()
+	if len(params) == 0 {
+		return nil, errors.New("trainers: model has no parameters")
+	}
+	t := &Trainer{
+		model:      model,
+		cfg:        cfg,
+		vocab:      model.VocabSize(),
+		trainProgs: map[shape]*compiled{},
+		evalProgs:  map[shape]*compiled{},
+		bestLoss:   math.Inf(1),
+	}
+	if t.vocab < 1 {
+		return nil, fmt.Errorf("trainers: model vocabulary size %d, want ≥ 1", t.vocab)
+	}
+	names := map[string]bool{}
+	for i, p := range params {
+		if p == nil {
+			return nil, fmt.Errorf("trainers: model parameter %d is nil", i)
+		}
+		if names[p.Name] {
+			return nil, fmt.Errorf("trainers: model has two parameters named %q", p.Name)
+		}
+		names[p.Name] = true
+		if i == 0 {
+			t.dtype = p.DType()
+		} else if p.DType() != t.dtype {
+			return nil, fmt.Errorf("trainers: parameter %s is %v, %s is %v: one dtype per model", p.Name, p.DType(), params[0].Name, t.dtype)
+		}
+		if p.Trainable {
+			t.trainable = append(t.trainable, p)
+		}
+	}
+	t.opt = NewAdamW(cfg.Beta1, cfg.Beta2, cfg.Eps, cfg.WeightDecay)
+	if cfg.DecayAll {
+		t.opt.Decay = func(*graph.Param) bool { return true }
+	}
+	t.grads = make([]graph.Array, len(t.trainable))
+	for i, p := range t.trainable {
+		t.grads[i] = graph.Array{Shape: p.Shape()}
+		if t.dtype == graph.Float64 {
+			t.grads[i].F64 = make([]float64, p.Len())
+		} else {
+			t.grads[i].F32 = make([]float32, p.Len())
+		}
+	}
+	return t, nil
+}
+
+// Config returns the trainer's configuration.
+func (t *Trainer) Config() Config { return t.cfg }
+
+// Step is the number of optimizer steps done (restored by Resume).
+func (t *Trainer) Step() int { return t.step }
+
+// Optimizer is the trainer's AdamW, for inspection.
+func (t *Trainer) Optimizer() *AdamW { return t.opt }
+
+// Trainable lists the parameters the trainer updates, in model order.
+func (t *Trainer) Trainable() []*graph.Param { return append([]*graph.Param(nil), t.trainable...) }
+
+// Close releases the compiled programs.
+func (t *Trainer) Close() error {
+	var first error
+	for _, m := range []map[shape]*compiled{t.trainProgs, t.evalProgs} {
+		for s, c := range m {
+			if err := c.prog.Close(); err != nil && first == nil {
+				first = err
+			}
+			delete(m, s)
+		}
+	}
+	return first
+}
+
+// program returns the training or evaluation Program for s, compiling it on
+// first use: ids, targets and mask inputs [rows·T], the model's logits
+// [rows·T, V] and SoftmaxCrossEntropy (label smoothing only for training).
+func (t *Trainer) program(s shape, train bool) (*compiled, error) {
+	progs := t.evalProgs
+	if train {
+		progs = t.trainProgs
+	}
+	if c, ok := progs[s]; ok {
+		return c, nil
+	}
+	n := s.rows * s.T
+	b := graph.NewBuilder(t.dtype, t.cfg.Seed)
+	c := &compiled{
+		ids:     b.IntInput("ids", n),
+		targets: b.IntInput("targets", n),
+		mask:    b.Input("mask", n),
+	}
+	logits := t.model.Logits(b, c.ids, s.rows, s.T)
+	if logits == nil {
+		return nil, errors.New("trainers: model returned nil logits")
+	}
+	if err := logits.Err(); err != nil {
+		return nil, fmt.Errorf("trainers: model forward pass for batch %d × %d: %w", s.rows, s.T, err)
+	}
+	if got := logits.Shape(); len(got) != 2 || got[0] != n || got[1] != t.vocab {
+		return nil, fmt.Errorf("trainers: model logits have shape %v, want [%d %d]", got, n, t.vocab)
+	}
+	smoothing := 0.0
+	if train {
+		smoothing = t.cfg.LabelSmoothing
+	}
+	loss := graph.SoftmaxCrossEntropy(logits, c.targets, c.mask, smoothing)
+	prog, err := b.Compile(loss)
+	if err != nil {
+		return nil, fmt.Errorf("trainers: compile batch %d × %d: %w", s.rows, s.T, err)
+	}
+	if train {
+		reached := map[*graph.Param]bool{}
+		for _, p := range prog.Trainable() {
+			reached[p] = true
+		}
+		for _, p := range t.trainable {
+			if !reached[p] {
+				_ = prog.Close()
+				if !p.Trainable {
+					return nil, fmt.Errorf("trainers: parameter %s was frozen after New; create a new Trainer after changing Trainable flags", p.Name)
+				}
+				return nil, fmt.Errorf("trainers: parameter %s is trainable but the loss does not depend on it (freeze it, or check the model's Logits)", p.Name)
+			}
+		}
+		if len(reached) != len(t.trainable) {
+			_ = prog.Close()
+			return nil, errors.New("trainers: a parameter became trainable after New; create a new Trainer after changing Trainable flags")
+		}
+	}
+	if train && t.initDrop == nil {
+		if t.initDrop, err = prog.RNGState(); err != nil {
+			_ = prog.Close()
+			return nil, fmt.Errorf("trainers: dropout RNG: %w", err)
+		}
+	}
+	prog.SetTraining(train)
+	c.prog = prog
+	progs[s] = c
+	return c, nil
+}
+
+// feed copies a batch into c's inputs.
+func (c *compiled) feed(b *batch) error {
+	if err := c.prog.SetInput(c.ids, b.ids); err != nil {
+		return err
+	}
+	if err := c.prog.SetInput(c.targets, b.targets); err != nil {
+		return err
+	}
+	return c.prog.SetInput(c.mask, b.mask)
+}
+
+// totalSteps is Config.Steps, or the steps Config.Epochs passes over n
+// examples take.
+func (t *Trainer) totalSteps(n int) int {
+	if t.cfg.Steps > 0 {
+		return t.cfg.Steps
+	}
+	per := t.cfg.Batch * t.cfg.Accumulate
+	return (t.cfg.Epochs*n + per - 1) / per
+}
+
+// Schedule is the learning-rate schedule of a run over n training examples.
+func (t *Trainer) Schedule(n int) Schedule {
+	total := t.totalSteps(n)
+	return Schedule{Kind: t.cfg.Schedule, LR: t.cfg.LR, MinLR: t.cfg.MinLR, Warmup: min(t.cfg.Warmup, total), Total: total}
+}
+
+// Train runs optimizer steps until the step budget (Config.Steps, or
+// Config.Epochs over train) is reached, validating on valid (nil: no
+// validation) every Config.EvalEvery steps and at the end. It continues
+// from the trainer's step and data position, so a Trainer that was Resumed,
+// or that trained before, carries on where it stopped. See TrainContext.
+func (t *Trainer) Train(train, valid Dataset) (Result, error) {
+	return t.TrainContext(context.Background(), train, valid)
+}
+
+// TrainContext is Train that stops early when ctx is done: after the step in
+// progress it writes a checkpoint to Config.CheckpointPath (when set) and
+// returns an error wrapping ctx.Err(). A run stopped this way and resumed
+// from that checkpoint gives the same losses and parameters as one never
+// stopped.
+//
+// When a loss or gradient is not finite, it returns an error wrapping
+// ErrNonFinite that names the step (and the parameter, for a gradient); the
+// step is not applied and no checkpoint is written, so the last checkpoint
+// on disk stays the last good one.
+func (t *Trainer) TrainContext(ctx context.Context, train, valid Dataset) (res Result, err error) {
+	start := time.Now()
+	res = Result{FirstStep: t.step, Steps: t.step}
+	if err := t.checkData(train, "training"); err != nil {
+		return res, err
+	}
+	if valid != nil {
+		if err := t.checkData(valid, "validation"); err != nil {
+			return res, err
+		}
+	}
+	if len(t.trainable) == 0 {
+		return res, errors.New("trainers: no trainable parameters (set Trainable on some before New)")
+	}
+	smp := newSampler(train.Len(), t.cfg.Seed)
+	if t.pos.Len != 0 {
+		if err := smp.restore(t.pos); err != nil {
+			return res, err
+		}
+	}
+	sched := t.Schedule(train.Len())
+	if err := sched.Validate(); err != nil {
+		return res, err
+	}
+	r := run{t: t, res: &res, start: start, winStart: start, smp: smp}
+	defer func() {
+		res.Steps = t.step
+		res.Epochs = smp.epochs()
+		res.Elapsed = time.Since(start)
+		res.BestStep = t.bestStep
+		res.BestValidLoss = t.bestLoss
+		if t.bestStep == 0 {
+			res.BestValidLoss = 0
+		}
+	}()
+	lastEval, lastCkpt := -1, -1
+	for t.step < sched.Total {
+		if err := ctx.Err(); err != nil {
+			if t.cfg.CheckpointPath != "" && lastCkpt != t.step {
+				if err := r.checkpoint(t.cfg.CheckpointPath, false); err != nil {
+					return res, err
+				}
+			}
+			return res, fmt.Errorf("trainers: stopped after step %d: %w", t.step, err)
+		}
+		info, err := r.optimizerStep(train, sched)
+		if err != nil {
+			return res, err
+		}
+		res.Losses = append(res.Losses, info.Loss)
+		if t.step%t.cfg.LogEvery == 0 || t.step == sched.Total {
+			if err := writeMetric(t.cfg.Metrics, info); err != nil {
+				return res, err
+			}
+			r.winStart, r.winTokens = time.Now(), 0
+		}
+		if valid != nil && ((t.cfg.EvalEvery > 0 && t.step%t.cfg.EvalEvery == 0) || t.step == sched.Total) {
+			if err := r.validate(valid); err != nil {
+				return res, err
+			}
+			lastEval = t.step
+		}
+		if t.cfg.CheckpointPath != "" && ((t.cfg.CheckpointEvery > 0 && t.step%t.cfg.CheckpointEvery == 0) || t.step == sched.Total) {
+			if err := r.checkpoint(t.cfg.CheckpointPath, false); err != nil {
+				return res, err
+			}
+			lastCkpt = t.step
+		}
+	}
+	if valid != nil && lastEval != t.step {
+		// A run that had nothing left to do still reports its score.
+		if err := r.validate(valid); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// checkData rejects an empty dataset, and text windows longer than Context.
+func (t *Trainer) checkData(ds Dataset, what string) error {
+	if ds == nil {
+		return fmt.Errorf("trainers: nil %s dataset", what)
+	}
+	if ds.Len() == 0 {
+		return fmt.Errorf("trainers: %s dataset is empty", what)
+	}
+	if td, ok := ds.(*TextDataset); ok && td.Context() > t.cfg.Context {
+		return fmt.Errorf("trainers: %s text windows of %d tokens need Config.Context ≥ %d, have %d", what, td.Context()+1, td.Context(), t.cfg.Context)
+	}
+	return nil
+}
+
+// run is the state of one Train call.
+type run struct {
+	t         *Trainer
+	res       *Result
+	smp       *sampler
+	start     time.Time
+	winStart  time.Time // start of the throughput window
+	winTokens int64
+	exs       []Example
+	idx       []int
+}
+
+// optimizerStep runs Accumulate micro-batches, checks, clips and applies
+// one AdamW update.
+func (r *run) optimizerStep(train Dataset, sched Schedule) (StepInfo, error) {
+	t, cfg := r.t, r.t.cfg
+	step := t.step + 1
+	// Draw and pad every micro-batch first: the weights n_j/N need N.
+	if len(t.batches) != cfg.Accumulate {
+		t.batches = make([]batch, cfg.Accumulate)
+	}
+	var lossTokens float64
+	for k := range t.batches {
+		r.exs, r.idx = r.exs[:0], r.idx[:0]
+		for i := 0; i < cfg.Batch; i++ {
+			j := r.smp.next()
+			r.exs = append(r.exs, train.Example(j))
+			r.idx = append(r.idx, j)
+		}
+		b := &t.batches[k]
+		if err := b.fill(r.exs, r.idx, "training", cfg.Batch, cfg.Context, cfg.BucketMultiple, t.vocab); err != nil {
+			return StepInfo{}, fmt.Errorf("trainers: step %d: %w", step, err)
+		}
+		lossTokens += b.weight
+	}
+	if lossTokens == 0 {
+		return StepInfo{}, fmt.Errorf("trainers: step %d: the batch has no loss tokens (every target is masked)", step)
+	}
+	var loss float64
+	drop := t.dropState // committed only when the step succeeds
+	for k := range t.batches {
+		b := &t.batches[k]
+		c, err := t.program(shape{b.rows, b.T}, true)
+		if err != nil {
+			return StepInfo{}, err
+		}
+		if err := c.feed(b); err != nil {
+			return StepInfo{}, fmt.Errorf("trainers: step %d: %w", step, err)
+		}
+		if drop == nil { // a fresh run: the seeded state of a program never run
+			drop = t.initDrop
+		}
+		if err := c.prog.SetRNGState(drop); err != nil {
+			return StepInfo{}, err
+		}
+		if err := c.prog.Run(); err != nil {
+			return StepInfo{}, fmt.Errorf("trainers: step %d: %w", step, err)
+		}
+		if drop, err = c.prog.RNGState(); err != nil {
+			return StepInfo{}, fmt.Errorf("trainers: step %d: dropout RNG: %w", step, err)
+		}
+		l := c.prog.Loss()
+		if math.IsNaN(l) || math.IsInf(l, 0) {
+			return StepInfo{}, fmt.Errorf("trainers: step %d: training loss is %v: %w", step, l, ErrNonFinite)
+		}
+		// g = Σ_k (n_k/N)·g_k; one micro-batch is copied as is (w = 1).
+		w := b.weight / lossTokens
+		if cfg.Accumulate == 1 {
+			w = 1
+		}
+		for i, p := range t.trainable {
+			g, ok := c.prog.Grad(p)
+			if !ok {
+				return StepInfo{}, fmt.Errorf("trainers: step %d: no gradient for %s", step, p.Name)
+			}
+			accumulate(t.grads[i], g, w, k == 0)
+		}
+		loss += w * l
+		r.winTokens += int64(b.tokens)
+		r.res.Tokens += int64(b.tokens)
+	}
+	norm := globalNorm(t.grads)
+	if math.IsNaN(norm) || math.IsInf(norm, 0) {
+		for i, g := range t.grads {
+			if j, v, bad := firstNonFinite(g); bad {
+				return StepInfo{}, fmt.Errorf("trainers: step %d: gradient of %s is %v at element %d: %w", step, t.trainable[i].Name, v, j, ErrNonFinite)
+			}
+		}
+		return StepInfo{}, fmt.Errorf("trainers: step %d: gradient norm overflows: %w", step, ErrNonFinite)
+	}
+	clipped := clip(t.grads, norm, cfg.MaxGradNorm)
+	lr := sched.At(step)
+	if err := t.opt.Step(t.trainable, t.grads, lr); err != nil {
+		return StepInfo{}, fmt.Errorf("trainers: step %d: %w", step, err)
+	}
+	t.step = step
+	t.pos = r.smp.position()
+	t.dropState = drop
+	now := time.Now()
+	info := StepInfo{
+		Step:       step,
+		TotalSteps: sched.Total,
+		Epoch:      r.smp.epochs(),
+		Loss:       loss,
+		LR:         lr,
+		GradNorm:   norm,
+		Clipped:    clipped,
+		Tokens:     r.res.Tokens,
+		ElapsedSec: now.Sub(r.start).Seconds(),
+	}
+	if dt := now.Sub(r.winStart).Seconds(); dt > 0 {
+		info.TokensPerSec = float64(r.winTokens) / dt
+	}
+	if f := cfg.Observer.OnStep; f != nil {
+		f(info)
+	}
+	return info, nil
+}
+
+// validate scores valid, reports it and keeps the best checkpoint.
+func (r *run) validate(valid Dataset) error {
+	t := r.t
+	ev, err := t.Evaluate(valid)
+	if err != nil {
+		return fmt.Errorf("trainers: validation after step %d: %w", t.step, err)
+	}
+	r.res.Valid = ev
+	info := EvalInfo{Step: t.step, EvalResult: ev}
+	if ev.Loss < t.bestLoss {
+		t.bestLoss, t.bestStep = ev.Loss, t.step
+		info.Best = true
+	}
+	info.ElapsedSec = time.Since(r.start).Seconds()
+	if err := writeMetric(t.cfg.Metrics, info); err != nil {
+		return err
+	}
+	if f := t.cfg.Observer.OnEval; f != nil {
+		f(info)
+	}
+	if info.Best && t.cfg.BestPath != "" {
+		if err := r.checkpoint(t.cfg.BestPath, true); err != nil {
+			return err
+		}
+	}
+	r.winStart, r.winTokens = time.Now(), 0 // validation time is not training throughput
+	return nil
+}
+
+// checkpoint writes one and tells the observer.
+func (r *run) checkpoint(path string, best bool) error {
+	if err := r.t.SaveCheckpoint(path); err != nil {
+		return err
+	}
+	if f := r.t.cfg.Observer.OnCheckpoint; f != nil {
+		f(CheckpointInfo{Step: r.t.step, Path: path, Best: best})
+	}
+	return nil
+}
+
+// Evaluate scores ds with the current parameters: the mean cross-entropy over
+// every loss token (mask-weighted, no label smoothing) and its perplexity,
+// in batches of Config.EvalBatch sequences run forward only with dropout
+// off. It changes no parameter and no training state.
+func (t *Trainer) Evaluate(ds Dataset) (EvalResult, error) {
+	if err := t.checkData(ds, "validation"); err != nil {
+		return EvalResult{}, err
+	}
+	rows := t.cfg.EvalBatch
+	if rows == 0 {
+		rows = t.cfg.Batch
+	}
+	var b batch
+	exs := make([]Example, 0, rows)
+	idx := make([]int, 0, rows)
+	var sum, weight float64
+	n := ds.Len()
+	for lo := 0; lo < n; lo += rows {
+		exs, idx = exs[:0], idx[:0]
+		for i := lo; i < min(lo+rows, n); i++ {
+			exs = append(exs, ds.Example(i))
+			idx = append(idx, i)
+		}
+		if err := b.fill(exs, idx, "validation", rows, t.cfg.Context, t.cfg.BucketMultiple, t.vocab); err != nil {
+			return EvalResult{}, err
+		}
+		if b.weight == 0 {
+			continue
+		}
+		c, err := t.program(shape{b.rows, b.T}, false)
+		if err != nil {
+			return EvalResult{}, err
+		}
+		if err := c.feed(&b); err != nil {
+			return EvalResult{}, err
+		}
+		if err := c.prog.Forward(); err != nil {
+			return EvalResult{}, fmt.Errorf("trainers: evaluate examples %d–%d: %w", lo, lo+len(exs)-1, err)
+		}
+		l := c.prog.Loss()
+		if math.IsNaN(l) || math.IsInf(l, 0) {
+			return EvalResult{}, fmt.Errorf("trainers: evaluate examples %d–%d: loss is %v: %w", lo, lo+len(exs)-1, l, ErrNonFinite)
+		}
+		sum += l * b.weight
+		weight += b.weight
+	}
+	if weight == 0 {
+		return EvalResult{}, errors.New("trainers: evaluate: the dataset has no loss tokens")
+	}
+	loss := sum / weight
+	return EvalResult{Loss: loss, Perplexity: math.Exp(loss), Tokens: weight, Examples: n}, nil
+}
