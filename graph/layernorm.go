@@ -1,0 +1,210 @@
+package graph
+
+import (
+	"fmt"
+	"math"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// LayerNorm normalises each row of x over its last axis and applies a
+// per-feature scale and shift, as PyTorch's LayerNorm (biased variance):
+//
+//	μ = mean_j x_j,  σ² = mean_j (x_j − μ)²,  r = 1/√(σ² + eps)
+//	y_j = γ_j·(x_j − μ)·r + β_j
+//
+// x is [N, d] (any rank ≥ 1 works: rows are the leading axes), gamma and
+// beta are [d]; the result has x's shape. eps must be finite and ≥ 0 (with
+// eps = 0 a constant row divides by zero).
+//
+// The forward pass keeps μ and r per row for the backward pass, which is one
+// kernel computing, with x̂ = (x − μ)·r and g = γ ⊙ dy per row,
+//
+//	dx = r·(g − mean(g) − x̂·mean(g ⊙ x̂)),  dγ = Σ_rows dy ⊙ x̂,  dβ = Σ_rows dy
+//
+// dγ and dβ are read out of it by two small ops, so it runs once whichever of
+// the three gradients a program needs.
+func LayerNorm(x, gamma, beta *Node, eps float64) *Node {
+	b, bad := check("LayerNorm", x, gamma, beta)
+	if bad != nil {
+		return bad
+	}
+	if math.IsNaN(eps) || math.IsInf(eps, 0) || eps < 0 {
+		return b.fail(fmt.Errorf("graph: LayerNorm: eps %v, want a finite value ≥ 0", eps))
+	}
+	k := &lnKernel{eps: eps}
+	grads := func(in []*G.Node, out, dy *G.Node) ([]*G.Node, error) {
+		// [N, d] → dx [N, d]; out is a child only so that the forward pass
+		// (which fills k.mean and k.rstd) runs before this node.
+		core := &lnGradKernel{fwd: k}
+		dx, _, err := b.gradNode(core, in[0], in[1], out, dy)
+		if err != nil {
+			return nil, err
+		}
+		dg, _, err := b.gradNode(&lnParamGradKernel{core: core}, dx)
+		if err != nil {
+			return nil, err
+		}
+		db, _, err := b.gradNode(&lnParamGradKernel{core: core, beta: true}, dx)
+		if err != nil {
+			return nil, err
+		}
+		return []*G.Node{dx, dg, db}, nil
+	}
+	gn, _, err := b.apply(k, []bool{true, true, true}, grads, x.n, gamma.n, beta.n)
+	return b.wrap(gn, err, "LayerNorm", x, gamma, beta)
+}
+
+// lnKernel computes the forward pass and keeps each row's mean and 1/std.
+type lnKernel struct {
+	eps        float64
+	mean, rstd []float64 // [rows], from the last run
+}
+
+func (*lnKernel) String() string { return "LayerNorm" }
+
+func (*lnKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
+	x, g, b := in[0], in[1], in[2]
+	if x.Dims() < 1 || x.TotalSize() == 0 {
+		return nil, fmt.Errorf("x shape %v, want [N, d]", x)
+	}
+	d := x[x.Dims()-1]
+	if g.Dims() != 1 || g[0] != d {
+		return nil, fmt.Errorf("gamma shape %v, want [%d]", g, d)
+	}
+	if b.Dims() != 1 || b[0] != d {
+		return nil, fmt.Errorf("beta shape %v, want [%d]", b, d)
+	}
+	return x.Clone(), nil
+}
+
+func (k *lnKernel) forward(out tval, in []tval) error {
+	d := in[1].shape[0]
+	rows := in[0].shape.TotalSize() / d
+	k.mean = sizedBuf(k.mean, rows)
+	k.rstd = sizedBuf(k.rstd, rows)
+	if out.f32 != nil {
+		lnForward(out.f32, in[0].f32, in[1].f32, in[2].f32, k.mean, k.rstd, k.eps)
+	} else {
+		lnForward(out.f64, in[0].f64, in[1].f64, in[2].f64, k.mean, k.rstd, k.eps)
+	}
+	return nil
+}
+
+// lnForward normalises the rows of x (len(g) columns) into y, storing each
+// row's mean and 1/std. Sums are taken in float64.
+func lnForward[T floatT](y, x, g, b []T, mean, rstd []float64, eps float64) {
+	d := len(g)
+	b = b[:d]
+	for i := range mean {
+		xr := x[i*d : (i+1)*d]
+		yr := y[i*d : (i+1)*d]
+		yr = yr[:len(xr)]
+		var s float64
+		for _, v := range xr {
+			s += float64(v)
+		}
+		mu := s / float64(d)
+		var ss float64
+		for _, v := range xr {
+			c := float64(v) - mu
+			ss += c * c
+		}
+		r := 1 / math.Sqrt(ss/float64(d)+eps)
+		mean[i], rstd[i] = mu, r
+		for j, v := range xr {
+			yr[j] = T((float64(v)-mu)*r)*g[j] + b[j]
+		}
+	}
+}
+
+// lnGradKernel computes dx from (x, γ, y, dy) and leaves dγ and dβ in its
+// buffers for lnParamGradKernel. y is not read.
+type lnGradKernel struct {
+	fwd    *lnKernel
+	dg, db []float64 // [d], from the last run
+}
+
+func (*lnGradKernel) String() string { return "LayerNorm.dx" }
+
+func (*lnGradKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
+	return in[0].Clone(), nil
+}
+
+func (k *lnGradKernel) forward(out tval, in []tval) error {
+	d := in[1].shape[0]
+	if rows := in[0].shape.TotalSize() / d; rows != len(k.fwd.mean) {
+		return fmt.Errorf("forward pass kept %d rows, input has %d", len(k.fwd.mean), rows)
+	}
+	k.dg = sizedBuf(k.dg, d)
+	k.db = sizedBuf(k.db, d)
+	if out.f32 != nil {
+		lnBackward(out.f32, in[0].f32, in[1].f32, in[3].f32, k.fwd.mean, k.fwd.rstd, k.dg, k.db)
+	} else {
+		lnBackward(out.f64, in[0].f64, in[1].f64, in[3].f64, k.fwd.mean, k.fwd.rstd, k.dg, k.db)
+	}
+	return nil
+}
+
+// lnBackward writes dx and overwrites dg, db (see LayerNorm for the maths).
+func lnBackward[T floatT](dx, x, g, dy []T, mean, rstd, dg, db []float64) {
+	d := len(g)
+	dg, db = dg[:d], db[:d]
+	clear(dg)
+	clear(db)
+	for i := range mean {
+		xr := x[i*d : (i+1)*d]
+		dyr, dxr := dy[i*d:(i+1)*d], dx[i*d:(i+1)*d]
+		dyr, dxr = dyr[:len(xr)], dxr[:len(xr)]
+		mu, r := mean[i], rstd[i]
+		var s1, s2 float64 // Σ γ⊙dy, Σ γ⊙dy⊙x̂
+		for j, v := range xr {
+			xh := (float64(v) - mu) * r
+			dyj := float64(dyr[j])
+			gdy := float64(g[j]) * dyj
+			s1 += gdy
+			s2 += gdy * xh
+			dg[j] += dyj * xh
+			db[j] += dyj
+		}
+		m1, m2 := s1/float64(d), s2/float64(d)
+		for j, v := range xr {
+			xh := (float64(v) - mu) * r
+			dxr[j] = T(r * (float64(g[j])*float64(dyr[j]) - m1 - xh*m2))
+		}
+	}
+}
+
+// lnParamGradKernel copies dγ (or dβ) out of a lnGradKernel's buffers. Its
+// input is that kernel's node, so it runs after it.
+type lnParamGradKernel struct {
+	core *lnGradKernel
+	beta bool
+}
+
+func (k *lnParamGradKernel) String() string {
+	if k.beta {
+		return "LayerNorm.dbeta"
+	}
+	return "LayerNorm.dgamma"
+}
+
+func (*lnParamGradKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
+	return tensor.Shape{in[0][in[0].Dims()-1]}, nil
+}
+
+func (k *lnParamGradKernel) forward(out tval, _ []tval) error {
+	src := k.core.dg
+	if k.beta {
+		src = k.core.db
+	}
+	if out.f32 != nil {
+		for j, v := range src {
+			out.f32[j] = float32(v)
+		}
+	} else {
+		copy(out.f64, src)
+	}
+	return nil
+}
