@@ -57,10 +57,12 @@ type fusedOp struct {
 	diff  []bool
 	grads gradFunc
 
-	buf   *tensor.Dense // output storage for tensor outputs
-	ins   []tval        // scratch, reused
-	stash interface{}   // state a kernel keeps for its gradient ops
-	runs  int64         // how many times Do ran (tests check what is skipped)
+	buf    *tensor.Dense // output storage for tensor outputs
+	scalar G.Value       // output storage for a scalar output (*G.F32 or *G.F64)
+	ins    []tval        // scratch, reused
+	shapes []tensor.Shape
+	stash  interface{} // state a kernel keeps for its gradient ops
+	runs   int64       // how many times Do ran (tests check what is skipped)
 }
 
 var (
@@ -153,34 +155,21 @@ func (o *fusedOp) Do(inputs ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("graph: %s: %d inputs, want %d", o.k, len(inputs), o.arity)
 	}
 	o.runs++
-	o.ins = o.ins[:0]
-	shapes := make([]tensor.Shape, len(inputs))
+	o.ins, o.shapes = o.ins[:0], o.shapes[:0]
 	for i, v := range inputs {
 		t, err := toTval(v)
 		if err != nil {
 			return nil, fmt.Errorf("graph: %s input %d: %w", o.k, i, err)
 		}
 		o.ins = append(o.ins, t)
-		shapes[i] = t.shape
+		o.shapes = append(o.shapes, t.shape)
 	}
-	shape, err := o.k.outShape(shapes)
+	shape, err := o.k.outShape(o.shapes)
 	if err != nil {
 		return nil, fmt.Errorf("graph: %s: %w", o.k, err)
 	}
 	if shape.IsScalar() {
-		out := tval{shape: shape}
-		if o.dt == Float64 {
-			out.f64 = make([]float64, 1)
-		} else {
-			out.f32 = make([]float32, 1)
-		}
-		if err := o.k.forward(out, o.ins); err != nil {
-			return nil, fmt.Errorf("graph: %s: %w", o.k, err)
-		}
-		if o.dt == Float64 {
-			return G.NewF64(out.f64[0]), nil
-		}
-		return G.NewF32(out.f32[0]), nil
+		return o.doScalar(shape)
 	}
 	if o.buf == nil || !o.buf.Shape().Eq(shape) {
 		o.buf = newDense(o.dt, shape)
@@ -195,6 +184,34 @@ func (o *fusedOp) Do(inputs ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("graph: %s: %w", o.k, err)
 	}
 	return o.buf, nil
+}
+
+// doScalar runs a kernel with a scalar output (a loss) into a reused value.
+func (o *fusedOp) doScalar(shape tensor.Shape) (G.Value, error) {
+	var f32 [1]float32
+	var f64 [1]float64
+	out := tval{shape: shape}
+	if o.dt == Float64 {
+		out.f64 = f64[:]
+	} else {
+		out.f32 = f32[:]
+	}
+	if err := o.k.forward(out, o.ins); err != nil {
+		return nil, fmt.Errorf("graph: %s: %w", o.k, err)
+	}
+	switch v := o.scalar.(type) {
+	case *G.F64:
+		*v = G.F64(f64[0])
+	case *G.F32:
+		*v = G.F32(f32[0])
+	default:
+		if o.dt == Float64 {
+			o.scalar = G.NewF64(f64[0])
+		} else {
+			o.scalar = G.NewF32(f32[0])
+		}
+	}
+	return o.scalar, nil
 }
 
 func newDense(dt DType, shape tensor.Shape) *tensor.Dense {
