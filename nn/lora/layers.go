@@ -1,0 +1,259 @@
+package lora
+
+import (
+	"github.com/golora/golora/graph"
+	"github.com/golora/golora/nn"
+)
+
+// Adapter is one named adapter's weights on one layer.
+type Adapter struct {
+	// Name is the adapter's name in its Model ("default" for Inject).
+	Name string
+	// Rank is r, the rank of each slice.
+	Rank int
+	// Alpha is α; Scale is the factor s of the update: α/r, or α/√r for
+	// rsLoRA.
+	Alpha, Scale float64
+	// Dropout is the LoRA dropout probability on the layer's input (Linear
+	// only).
+	Dropout float64
+	// Slices are the low-rank updates. A plain layer has one slice over all
+	// output columns; a fused projection adapted on some parts has one
+	// slice per part.
+	Slices []Slice
+}
+
+// Slice is one low-rank update s·(x·A)·B added to the output columns
+// [Offset, Offset+Width) of a layer. For a Linear, A is [in, r]; for an
+// Embedding of V rows, A is [V, r] and is looked up by token id. B is
+// [r, Width].
+type Slice struct {
+	// Part is the fused part the slice adapts ("q"), or "" for the whole
+	// output.
+	Part          string
+	Offset, Width int
+	A, B          *graph.Param
+}
+
+// params lists A and B of every slice.
+func (a *Adapter) params() []*graph.Param {
+	var ps []*graph.Param
+	for _, s := range a.Slices {
+		ps = append(ps, s.A, s.B)
+	}
+	return ps
+}
+
+// routing sends each row of a batch to one adapter (Model.SetRowAdapters).
+type routing struct {
+	rows  *graph.Node
+	names []string
+}
+
+// adapted is the adapter state that Linear and Embedding share. A Model
+// keeps it in step across its layers.
+type adapted struct {
+	path     string
+	adapters []*Adapter
+	active   string // adapter used by Forward; "" for none
+	merged   string // adapter merged into the base weight; "" for none
+	disabled bool
+	route    *routing
+}
+
+// Path is the layer's dotted path in its host ("h.0.attn.c_attn").
+func (a *adapted) Path() string { return a.path }
+
+// Adapter returns the named adapter's weights on this layer, or nil when
+// the adapter does not adapt it.
+func (a *adapted) Adapter(name string) *Adapter {
+	for _, ad := range a.adapters {
+		if ad.Name == name {
+			return ad
+		}
+	}
+	return nil
+}
+
+// Adapters lists the adapters on this layer in the order they were added.
+func (a *adapted) Adapters() []*Adapter { return append([]*Adapter(nil), a.adapters...) }
+
+// Merged names the adapter merged into the base weight, or "".
+func (a *adapted) Merged() string { return a.merged }
+
+// current is the adapter Forward applies: nil when disabled, merged or
+// without an active adapter here.
+func (a *adapted) current() *Adapter {
+	if a.disabled || a.merged != "" || a.active == "" {
+		return nil
+	}
+	return a.Adapter(a.active)
+}
+
+func (a *adapted) remove(name string) {
+	for i, ad := range a.adapters {
+		if ad.Name == name {
+			a.adapters = append(a.adapters[:i:i], a.adapters[i+1:]...)
+			return
+		}
+	}
+}
+
+func (a *adapted) loraParams() []*graph.Param {
+	var ps []*graph.Param
+	for _, ad := range a.adapters {
+		ps = append(ps, ad.params()...)
+	}
+	return ps
+}
+
+// routed builds the graph adapters of a routed forward pass: entry k is
+// adapter route.names[k] on this layer (empty when it does not adapt the
+// layer), reading x after the adapter's dropout when dropout is set. ok is
+// false when no routed adapter adapts the layer.
+func (a *adapted) routed(x *graph.Node, dropout bool) (ads []graph.LoRAAdapter, ok bool) {
+	b := x.Builder()
+	ads = make([]graph.LoRAAdapter, len(a.route.names))
+	for k, name := range a.route.names {
+		ad := a.Adapter(name)
+		if ad == nil {
+			continue
+		}
+		ok = true
+		ads[k].Scale = ad.Scale
+		if dropout {
+			if xd := graph.Dropout(x, ad.Dropout); xd != x {
+				ads[k].X = xd
+			}
+		}
+		ads[k].Slices = graphSlices(b, ad)
+	}
+	return ads, ok
+}
+
+func graphSlices(b *graph.Builder, ad *Adapter) []graph.LoRASlice {
+	out := make([]graph.LoRASlice, len(ad.Slices))
+	for i, s := range ad.Slices {
+		out[i] = graph.LoRASlice{A: b.Param(s.A), B: b.Param(s.B), Offset: s.Offset}
+	}
+	return out
+}
+
+// Linear is a LoRA wrapper around a *nn.Linear, plain or fused:
+//
+//	y = x·W + b + s·(dropout(x)·A)·B          [N, in] → [N, out]
+//
+// with W [in, out] and b frozen, A [in, r] and B [r, out] trainable. A
+// fused projection (GPT-2's c_attn, q | k | v) may be adapted on some of its
+// parts only: each adapted part j has its own A_j [in, r] and B_j
+// [r, out/parts], added to the part's block of columns (loralib's
+// MergedLinear). x·A·B is computed as (x·A)·B: A·B is never formed while
+// training.
+//
+// A Linear is made and kept in step by a Model; use Model's methods to add,
+// switch, merge or remove adapters.
+type Linear struct {
+	// Base is the wrapped layer; its weight is frozen.
+	Base *nn.Linear
+	// Parts is the fused layout of the output columns (equal blocks), nil
+	// for a plain projection.
+	Parts []string
+	adapted
+}
+
+var (
+	_ nn.Layer = (*Linear)(nil)
+	_ nn.Layer = (*Embedding)(nil)
+)
+
+// Forward computes the layer for x [N, in] → [N, out] with the active
+// adapter (or with the per-row adapters the Model routes), or the base
+// layer alone when adapters are disabled, merged into W, or none is active.
+func (l *Linear) Forward(x *graph.Node) *graph.Node {
+	if x.Err() != nil {
+		return x
+	}
+	b := x.Builder()
+	w := b.Param(l.Base.Weight)
+	var bias *graph.Node
+	if l.Base.Bias != nil {
+		bias = b.Param(l.Base.Bias)
+	}
+	if l.route != nil && !l.disabled {
+		if ads, ok := l.routed(x, true); ok {
+			return graph.LoRALinearMulti(x, w, bias, ads, l.route.rows)
+		}
+		return graph.Linear(x, w, bias)
+	}
+	ad := l.current()
+	if ad == nil {
+		return graph.Linear(x, w, bias)
+	}
+	xd := graph.Dropout(x, ad.Dropout) // x itself when p = 0
+	if len(ad.Slices) == 1 && ad.Slices[0].Part == "" {
+		return graph.LoRALinear(x, xd, w, bias, b.Param(ad.Slices[0].A), b.Param(ad.Slices[0].B), ad.Scale)
+	}
+	return graph.LoRALinearSliced(x, xd, w, bias, graphSlices(b, ad), ad.Scale)
+}
+
+// Params returns the base weight and bias, then A and B of every slice of
+// every adapter, adapters in the order they were added.
+func (l *Linear) Params() []*graph.Param {
+	return append(l.Base.Params(), l.loraParams()...)
+}
+
+// Embedding is a LoRA wrapper around a *nn.Embedding (loralib's Embedding):
+//
+//	y = E[ids] + s·A[ids]·B          ids [N] → [N, d]
+//
+// with the table E [V, d] frozen, A [V, r] (row ids[i] looked up like E's)
+// and B [r, d] trainable. A starts at zero and B random, the reverse of
+// Linear, so that ΔW = s·A·B is still 0 at step 0. Embeddings have no LoRA
+// dropout.
+type Embedding struct {
+	// Base is the wrapped table; its weight is frozen.
+	Base *nn.Embedding
+	adapted
+}
+
+// Forward looks up ids (an integer node [N]) with the active adapter, or
+// the per-row adapters the Model routes, or the base table alone.
+func (e *Embedding) Forward(ids *graph.Node) *graph.Node {
+	if ids.Err() != nil {
+		return ids
+	}
+	b := ids.Builder()
+	table := b.Param(e.Base.Weight)
+	if e.route != nil && !e.disabled {
+		if ads, ok := e.routed(ids, false); ok {
+			return graph.LoRAEmbedding(table, ids, ads, e.route.rows)
+		}
+		return graph.Embedding(table, ids)
+	}
+	ad := e.current()
+	if ad == nil {
+		return graph.Embedding(table, ids)
+	}
+	return graph.LoRAEmbedding(table, ids, []graph.LoRAAdapter{{Slices: graphSlices(b, ad), Scale: ad.Scale}}, nil)
+}
+
+// Params returns the table, then A and B of every adapter in the order they
+// were added.
+func (e *Embedding) Params() []*graph.Param {
+	return append(e.Base.Params(), e.loraParams()...)
+}
+
+// wrapper is what a Model needs of Linear and Embedding.
+type wrapper interface {
+	nn.Layer
+	state() *adapted
+	base() nn.Layer
+	weight() *graph.Param // W [in, out] or the table [V, d]
+}
+
+func (l *Linear) state() *adapted         { return &l.adapted }
+func (l *Linear) base() nn.Layer          { return l.Base }
+func (l *Linear) weight() *graph.Param    { return l.Base.Weight }
+func (e *Embedding) state() *adapted      { return &e.adapted }
+func (e *Embedding) base() nn.Layer       { return e.Base }
+func (e *Embedding) weight() *graph.Param { return e.Base.Weight }
