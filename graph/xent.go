@@ -1,0 +1,214 @@
+package graph
+
+import (
+	"fmt"
+	"math"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// SoftmaxCrossEntropy returns the masked mean cross-entropy of the softmax of
+// logits against integer targets, as one scalar:
+//
+//	loss = Σ_i m_i·ℓ_i / Σ_i m_i
+//	ℓ_i  = (1−ε)·(−log p_{i,t_i}) + ε·mean_v(−log p_{i,v}),  p_i = softmax(logits_i)
+//
+// logits is [N, V], targets an IntInput [N] and mask a float [N] node of row
+// weights (usually 0 or 1; nil means all ones). ε = smoothing is label
+// smoothing in [0, 1). Each row's softmax subtracts that row's max. When
+// Σ_i m_i = 0 the loss and its gradient are 0. A target outside [0, V) on a
+// row whose mask is non-zero makes the run fail with an error naming the row.
+//
+// Only logits get a gradient: dlogits_{i,v} = g·m_i/Σm·(p_{i,v} − (1−ε)·[v = t_i] − ε/V)
+// for the upstream scalar g.
+func SoftmaxCrossEntropy(logits, targets, mask *Node, smoothing float64) *Node {
+	const name = "SoftmaxCrossEntropy"
+	ins := []*Node{logits, targets}
+	if mask != nil {
+		ins = append(ins, mask)
+	}
+	b, bad := check(name, ins...)
+	if bad != nil {
+		return bad
+	}
+	switch {
+	case logits.isInt:
+		return b.fail(fmt.Errorf("graph: %s: logits %q is an integer input", name, logits.Name()))
+	case !targets.isInt:
+		return b.fail(fmt.Errorf("graph: %s: targets %q is not an integer input (use IntInput)", name, targets.Name()))
+	case mask != nil && mask.isInt:
+		return b.fail(fmt.Errorf("graph: %s: mask %q is an integer input, want a float [N] node", name, mask.Name()))
+	case !(smoothing >= 0 && smoothing < 1):
+		return b.fail(fmt.Errorf("graph: %s: label smoothing %v outside [0, 1)", name, smoothing))
+	}
+	k := &xentKernel{eps: smoothing, mask: mask != nil, targets: targets.Name()}
+	grads := func(in []*G.Node, out, dy *G.Node) ([]*G.Node, error) {
+		// The gradient reads the probabilities the forward pass stashed in
+		// k; taking out as an input orders it after the forward pass, and
+		// logits gives it its shape.
+		gin := append([]*G.Node{in[0], out, dy}, in[1:]...)
+		dl, _, err := b.gradNode(&xentGradKernel{fwd: k}, gin...)
+		res := make([]*G.Node, len(in))
+		res[0] = dl
+		return res, err
+	}
+	diff := []bool{true, false, false}
+	gn, _, err := b.apply(k, diff[:len(ins)], grads, gnodes(ins...)...)
+	// Only logits is listed as the node's input: targets and mask get no gradient.
+	return b.wrap(gn, err, name, logits)
+}
+
+// xentKernel: (logits [N, V], targets int [N], mask [N]?) → scalar loss. It
+// keeps the softmax of the rows with a non-zero mask for the gradient.
+type xentKernel struct {
+	eps     float64
+	mask    bool
+	targets string // the targets node's name, for errors
+
+	probs   interface{} // []float32 or []float64 of N·V, reused across runs
+	rowLoss []float64   // ℓ_i, reused across runs
+}
+
+func (k *xentKernel) String() string { return "SoftmaxCrossEntropy" }
+
+func (k *xentKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
+	x, t := in[0], in[1]
+	if x.Dims() != 2 {
+		return nil, fmt.Errorf("logits shape %v, want [N, V]", x)
+	}
+	if t.Dims() != 1 || t[0] != x[0] {
+		return nil, fmt.Errorf("targets shape %v, want [%d] for logits %v", t, x[0], x)
+	}
+	if k.mask && (in[2].Dims() != 1 || in[2][0] != x[0]) {
+		return nil, fmt.Errorf("mask shape %v, want [%d] for logits %v", in[2], x[0], x)
+	}
+	return tensor.ScalarShape(), nil
+}
+
+func (k *xentKernel) forward(out tval, in []tval) error {
+	if out.f32 != nil {
+		l, err := xentForward[float32](k, in)
+		out.f32[0] = float32(l)
+		return err
+	}
+	l, err := xentForward[float64](k, in)
+	out.f64[0] = l
+	return err
+}
+
+// rowWeight is m_i, or 1 without a mask.
+func rowWeight[T floatT](mask []T, i int) float64 {
+	if mask == nil {
+		return 1
+	}
+	return float64(mask[i])
+}
+
+func xentForward[T floatT](k *xentKernel, in []tval) (float64, error) {
+	x, ids := data[T](in[0]), in[1].ints
+	n, v := in[0].dims(0), in[0].dims(1)
+	var mask []T
+	if k.mask {
+		mask = data[T](in[2])
+	}
+	var msum float64
+	for i, t := range ids {
+		m := rowWeight(mask, i)
+		if m != 0 && (t < 0 || t >= v) {
+			return 0, fmt.Errorf("targets %q: row %d: id %d outside [0, %d)", k.targets, i, t, v)
+		}
+		msum += m
+	}
+	p, _ := k.probs.([]T)
+	if len(p) != len(x) {
+		p = make([]T, len(x))
+		k.probs = p
+	}
+	// ℓ_i with lse = log Σ_v exp(x_v): −log p_t = lse − x_t and
+	// mean_v(−log p_v) = lse − mean_v x_v.
+	if len(k.rowLoss) != n {
+		k.rowLoss = make([]float64, n)
+	}
+	rowLoss := k.rowLoss
+	forRows(n, v, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if rowWeight(mask, i) == 0 {
+				rowLoss[i] = 0
+				continue
+			}
+			xi := x[i*v : (i+1)*v]
+			mx, sum := softmaxRow(p[i*v:(i+1)*v], xi)
+			lse := float64(mx) + math.Log(sum)
+			l := (1 - k.eps) * (lse - float64(xi[ids[i]]))
+			if k.eps != 0 {
+				l += k.eps * (lse - rowSum(xi)/float64(v))
+			}
+			rowLoss[i] = l
+		}
+	})
+	if msum == 0 {
+		return 0, nil
+	}
+	var loss float64
+	for i, l := range rowLoss {
+		loss += rowWeight(mask, i) * l
+	}
+	return loss / msum, nil
+}
+
+// xentGradKernel: (logits [N, V], loss, g, targets, mask?) → dlogits [N, V],
+// reading the softmax its forward kernel stashed during the same run.
+type xentGradKernel struct{ fwd *xentKernel }
+
+func (k *xentGradKernel) String() string { return "SoftmaxCrossEntropy.dlogits" }
+
+func (k *xentGradKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
+	if in[2].TotalSize() != 1 {
+		return nil, fmt.Errorf("upstream gradient shape %v, want a scalar", in[2])
+	}
+	return in[0].Clone(), nil
+}
+
+func (k *xentGradKernel) forward(out tval, in []tval) error {
+	if out.f32 != nil {
+		return xentBackward[float32](k, out, in)
+	}
+	return xentBackward[float64](k, out, in)
+}
+
+func xentBackward[T floatT](k *xentGradKernel, out tval, in []tval) error {
+	dl, ids := data[T](out), in[3].ints
+	p, _ := k.fwd.probs.([]T)
+	if len(p) != len(dl) {
+		return fmt.Errorf("stashed softmax has %d values, want %d", len(p), len(dl))
+	}
+	var mask []T
+	if k.fwd.mask {
+		mask = data[T](in[4])
+	}
+	n, v := in[0].dims(0), in[0].dims(1)
+	var msum float64
+	for i := range ids {
+		msum += rowWeight(mask, i)
+	}
+	g := float64(data[T](in[2])[0])
+	eps := k.fwd.eps
+	forRows(n, v, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			row := dl[i*v : (i+1)*v]
+			c := rowWeight(mask, i)
+			if c == 0 || msum == 0 {
+				clear(row)
+				continue
+			}
+			c *= g / msum
+			cT, off := T(c), T(c*eps/float64(v))
+			for j, pv := range p[i*v : (i+1)*v] {
+				row[j] = cT*pv - off
+			}
+			row[ids[i]] -= T(c * (1 - eps))
+		}
+	})
+	return nil
+}
