@@ -20,13 +20,12 @@ type Builder struct {
 	err    error
 	nextID int64
 
-	params  []*Param
-	pnodes  map[*Param]*Node
-	inputs  []*Node
-	names   map[string]bool
-	rng     *rand.PCG // dropout masks
-	mode    *runMode
-	dropout []*fusedOp
+	params []*Param
+	pnodes map[*Param]*Node
+	inputs []*Node
+	names  map[string]bool
+	rng    *rand.PCG // dropout masks
+	mode   *runMode
 }
 
 // runMode is shared by a builder's ops and its programs.

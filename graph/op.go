@@ -233,7 +233,7 @@ func (b *Builder) apply(k kernel, diff []bool, grads gradFunc, children ...*G.No
 	}
 	shape, err := k.outShape(shapes)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", k, err)
+		return nil, nil, err
 	}
 	var outT hm.Type = b.dt.tensorDtype()
 	if !shape.IsScalar() {
@@ -252,7 +252,7 @@ func (b *Builder) apply(k kernel, diff []bool, grads gradFunc, children ...*G.No
 	}
 	n, err := G.ApplyOp(op, children...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", k, err)
+		return nil, nil, err
 	}
 	return n, op, nil
 }
