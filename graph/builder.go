@@ -69,6 +69,16 @@ func (b *Builder) Err() error { return b.err }
 // Params lists the parameters added to the graph, in the order first added.
 func (b *Builder) Params() []*Param { return append([]*Param(nil), b.params...) }
 
+// Fail records err as the builder's error (if it is the first) and returns a
+// failed node carrying it: what a layer outside this package returns when its
+// own arguments are wrong.
+func (b *Builder) Fail(err error) *Node {
+	if err == nil {
+		err = errors.New("graph: Fail called with a nil error")
+	}
+	return b.fail(err)
+}
+
 func (b *Builder) fail(err error) *Node {
 	if b.err == nil {
 		b.err = err

@@ -125,11 +125,13 @@ func ReplaceDir(dir string, fill func(tmp string) error) error {
 		return fmt.Errorf("atomicfile: replace folder %q: no folder name", dir)
 	}
 	exists := false
+	mode := fs.FileMode(0o755) // a new folder is readable by all, like os.Mkdir's usual result
 	if st, err := os.Lstat(dir); err == nil {
 		if !st.IsDir() {
 			return fmt.Errorf("atomicfile: replace folder %s: not a folder", dir)
 		}
 		exists = true
+		mode = st.Mode().Perm()
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("atomicfile: replace folder %s: %w", dir, err)
 	}
@@ -144,6 +146,11 @@ func ReplaceDir(dir string, fill func(tmp string) error) error {
 			_ = os.RemoveAll(tmp)
 		}
 	}()
+	// MkdirTemp makes a private (0700) folder; give it the mode the folder
+	// it replaces had.
+	if err := os.Chmod(tmp, mode); err != nil {
+		return fmt.Errorf("atomicfile: replace folder %s: %w", dir, err)
+	}
 	if err := fill(tmp); err != nil {
 		return fmt.Errorf("atomicfile: replace folder %s: %w", dir, err)
 	}

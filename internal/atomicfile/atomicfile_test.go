@@ -460,3 +460,27 @@ func TestReplaceDirKilledKeepsOld(t *testing.T) {
 	}
 	sameFolder(t, folder(t, dir), want)
 }
+
+func TestReplaceDirMode(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	fill := func(tmp string) error { return os.WriteFile(filepath.Join(tmp, "f"), []byte("x"), 0o644) }
+	if err := ReplaceDir(dir, fill); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Mode().Perm(); got != 0o755 {
+		t.Fatalf("new folder mode %v, want 0755", got)
+	}
+	if err := os.Chmod(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := ReplaceDir(dir, fill); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ = os.Stat(dir); st.Mode().Perm() != 0o750 {
+		t.Fatalf("replaced folder mode %v, want the old 0750", st.Mode().Perm())
+	}
+}
