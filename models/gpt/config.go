@@ -20,7 +20,7 @@ type Config struct {
 	EmbdDropout  float64 // dropout on token + position embeddings [embd_pdrop]
 	ResidDropout float64 // dropout on each block's attention and MLP output [resid_pdrop]
 	AttnDropout  float64 // dropout on the attention probabilities [attn_pdrop]
-	Tokenizer    string  // tokenizer name for NewTokenizer: "bytes" or "gpt2"
+	Tokenizer    string  // "bytes" or "gpt2" (for NewTokenizer), or "none": ids only (benchmarks, synthetic tasks)
 }
 
 // presets are the named configurations. The three small ones use the
@@ -39,6 +39,10 @@ var presets = map[string]Config{
 	"gpt2-medium": {NLayer: 24, NHead: 16, NEmbd: 1024, BlockSize: 1024, VocabSize: 50257, LayerNormEps: 1e-5,
 		EmbdDropout: 0.1, ResidDropout: 0.1, AttnDropout: 0.1, Tokenizer: "gpt2"},
 }
+
+// TokenizerNone names a model that reads token ids directly, with no text
+// tokenizer: any VocabSize is allowed, and commands that need text refuse it.
+const TokenizerNone = "none"
 
 // Preset returns the configuration called name (see PresetNames):
 //
@@ -116,7 +120,10 @@ func (c Config) validate() error {
 		}
 	}
 	if c.Tokenizer == "" {
-		return errors.New(`Tokenizer is empty (want "bytes" or "gpt2")`)
+		return errors.New(`Tokenizer is empty (want "bytes", "gpt2" or "none")`)
+	}
+	if c.Tokenizer == TokenizerNone {
+		return nil
 	}
 	tok, err := NewTokenizer(c.Tokenizer)
 	if err != nil {

@@ -525,3 +525,14 @@ func TestLoRAParamCount(t *testing.T) {
 		t.Errorf("Params() counts %d with the adapter, want 124,734,720", n)
 	}
 }
+
+func TestTokenizerNoneAllowsAnyVocab(t *testing.T) {
+	cfg := Config{NLayer: 1, NHead: 2, NEmbd: 8, BlockSize: 4, VocabSize: 96, LayerNormEps: 1e-5, Tokenizer: TokenizerNone}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("vocab 96 with no tokenizer: %v", err)
+	}
+	cfg.Tokenizer = "bytes"
+	if err := cfg.Validate(); err == nil {
+		t.Fatal("vocab 96 with the byte tokenizer (257 ids) validated")
+	}
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/golora/golora/models/gpt"
+	"github.com/golora/golora/trainers"
+)
+
+// evalResult is what eval prints.
+type evalResult struct {
+	Base       string  `json:"base"`
+	Adapter    string  `json:"adapter,omitempty"`
+	Data       string  `json:"data"`
+	Format     string  `json:"data_format"`
+	Loss       float64 `json:"loss"`
+	Perplexity float64 `json:"perplexity"`
+	Tokens     float64 `json:"tokens"`
+	Examples   int     `json:"examples"`
+}
+
+func runEval(c *cli, args []string) error {
+	f := newFlags(c, "--base MODEL_DIR [--adapter ADAPTER_DIR] --data PATH [--json]",
+		"Prints the mean cross-entropy (nats per token) and perplexity of the model, with the\nadapter when one is given, on every loss token of --data: plain text cut into windows\nof --context tokens, or context||completion lines scored on the completion.",
+		"golora eval --base nano-model --adapter e2e-adapter --data valid.txt --json")
+	var base, adapter, data, format string
+	var batch, ctx int
+	var asJSON bool
+	f.StringVar(&base, "base", "", "`MODEL_DIR`: base model folder")
+	f.StringVar(&adapter, "adapter", "", "`ADAPTER_DIR`: adapter folder to apply")
+	f.StringVar(&data, "data", "", "data `FILE` (plain text or context||completion lines)")
+	f.StringVar(&format, "format", "auto", "data format: auto, text or completions")
+	f.IntVar(&batch, "batch", 8, "sequences per forward pass")
+	f.IntVar(&ctx, "context", 0, "tokens per sequence (0: the model's context, at most 128)")
+	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := f.noArgs(pos); err != nil {
+		return err
+	}
+	if batch < 1 {
+		return usagef("--batch %d: want ≥ 1", batch)
+	}
+	if err := need("base", base); err != nil {
+		return err
+	}
+	if err := need("data", data); err != nil {
+		return err
+	}
+	m, tok, err := loadBase("base", base)
+	if err != nil {
+		return err
+	}
+	if ctx, err = contextFlag(ctx, m); err != nil {
+		return err
+	}
+	if _, err := loadAdapter(m, adapter); err != nil {
+		return err
+	}
+	ds, fm, err := loadDataFlag("data", data, tok, ctx, format)
+	if err != nil {
+		return err
+	}
+	r, err := evaluate(m, ds, batch, ctx)
+	if err != nil {
+		return err
+	}
+	out := evalResult{Base: base, Adapter: adapter, Data: data, Format: fm,
+		Loss: r.Loss, Perplexity: r.Perplexity, Tokens: r.Tokens, Examples: r.Examples}
+	if asJSON {
+		return writeJSON(c.stdout, out)
+	}
+	fmt.Fprintf(c.stdout, "loss %.4f  perplexity %.3f  tokens %s  examples %d\n", r.Loss, r.Perplexity,
+		strconv.FormatFloat(r.Tokens, 'f', -1, 64), r.Examples)
+	return nil
+}
+
+// contextFlag checks a --context value against m and fills in the default.
+func contextFlag(ctx int, m *gpt.Model) (int, error) {
+	bs := m.Config().BlockSize
+	if ctx < 0 || ctx > bs {
+		return 0, usagef("--context %d: want 0 … %d (the model's context)", ctx, bs)
+	}
+	if ctx == 0 {
+		ctx = min(bs, 128)
+	}
+	return ctx, nil
+}
+
+// evaluate scores ds with m as it is (adapters included).
+func evaluate(m *gpt.Model, ds trainers.Dataset, batch, ctx int) (trainers.EvalResult, error) {
+	tc := trainers.DefaultConfig()
+	tc.Batch, tc.EvalBatch, tc.Context = batch, batch, ctx
+	ev, err := trainers.New(m, tc)
+	if err != nil {
+		return trainers.EvalResult{}, err
+	}
+	defer ev.Close()
+	return ev.Evaluate(ds)
+}
+
+func runMerge(c *cli, args []string) error {
+	f := newFlags(c, "--base MODEL_DIR --adapter ADAPTER_DIR --out MODEL_DIR",
+		"Adds the adapter's update into the base weights (W ← W + (α/r)·A·B) and writes the\nresult to --out as a plain model folder, which runs at the base model's speed.",
+		"golora merge --base nano-model --adapter e2e-adapter --out nano-e2e")
+	var base, adapter, out string
+	f.StringVar(&base, "base", "", "`MODEL_DIR`: base model folder")
+	f.StringVar(&adapter, "adapter", "", "`ADAPTER_DIR`: adapter folder")
+	f.StringVar(&out, "out", "", "`MODEL_DIR`: model folder to write")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := f.noArgs(pos); err != nil {
+		return err
+	}
+	if err := need("base", base); err != nil {
+		return err
+	}
+	if err := need("adapter", adapter); err != nil {
+		return err
+	}
+	if err := checkOutputDir("out", out, only(gpt.ConfigFile, gpt.WeightsFile)); err != nil {
+		return err
+	}
+	m, _, err := loadBase("base", base)
+	if err != nil {
+		return err
+	}
+	lm, err := loadAdapter(m, adapter)
+	if err != nil {
+		return err
+	}
+	if err := lm.MergeAndUnload(); err != nil {
+		return fmt.Errorf("--adapter %s: %w", adapter, err)
+	}
+	if err := makeParent(out); err != nil {
+		return err
+	}
+	if err := m.Save(out); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "wrote model %s (%s merged into %s)\n", out, adapter, base)
+	return nil
+}
+
+func runTokenize(c *cli, args []string) error {
+	f := newFlags(c, "--base MODEL_DIR --text TEXT",
+		"Prints the token ids of --text under the model's tokenizer, space-separated on one line\n(or as a JSON array). --tokenizer names a tokenizer instead of a model.",
+		`golora tokenize --base nano-model --text "Hello, world"`)
+	var base, text, tokName string
+	var asJSON bool
+	f.StringVar(&base, "base", "", "`MODEL_DIR`: model folder whose tokenizer to use")
+	f.StringVar(&tokName, "tokenizer", "", "tokenizer `NAME` instead of --base: bytes or gpt2")
+	f.StringVar(&text, "text", "", "the `TEXT` to tokenize")
+	f.BoolVar(&asJSON, "json", false, "print a JSON array")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := f.noArgs(pos); err != nil {
+		return err
+	}
+	var tok gpt.Tokenizer
+	switch {
+	case base != "" && tokName != "":
+		return usagef("give --base or --tokenizer, not both")
+	case tokName != "":
+		if tok, err = gpt.NewTokenizer(tokName); err != nil {
+			return usagef("--tokenizer %q: want bytes or gpt2", tokName)
+		}
+	case base != "":
+		if err := checkInputDir("base", base, gpt.ConfigFile); err != nil {
+			return err
+		}
+		cfg, err := gpt.ReadConfig(base)
+		if err != nil {
+			return fmt.Errorf("--base %s: %w", base, err)
+		}
+		if tok, err = gpt.NewTokenizer(cfg.Tokenizer); err != nil {
+			return fmt.Errorf("--base %s: %w", base, err)
+		}
+	default:
+		return usagef("--base is required (or --tokenizer)")
+	}
+	ids := tok.Encode(text)
+	if asJSON {
+		if ids == nil {
+			ids = []int{}
+		}
+		return writeJSON(c.stdout, ids)
+	}
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = strconv.Itoa(id)
+	}
+	fmt.Fprintln(c.stdout, strings.Join(s, " "))
+	return nil
+}

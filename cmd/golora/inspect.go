@@ -1,0 +1,224 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/golora/golora/models/gpt"
+	"github.com/golora/golora/nn/lora"
+	"github.com/golora/golora/safetensors"
+	"github.com/golora/golora/trainers"
+)
+
+// inspected is what inspect prints with --json.
+type inspected struct {
+	Path string `json:"path"`
+	// Kind is "model", "adapter", "checkpoint" or "safetensors".
+	Kind     string            `json:"kind"`
+	Summary  string            `json:"summary"`
+	Config   map[string]any    `json:"config,omitempty"`
+	File     string            `json:"file"`
+	Bytes    int64             `json:"bytes"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+	Tensors  []tensorInfo      `json:"tensors"`
+	Params   int               `json:"params"`
+}
+
+type tensorInfo struct {
+	Name   string `json:"name"`
+	DType  string `json:"dtype"`
+	Shape  []int  `json:"shape"`
+	Params int    `json:"params"`
+}
+
+func runInspect(c *cli, args []string) error {
+	f := newFlags(c, "PATH [--json]",
+		"Lists the tensors, shapes and parameter counts of a model folder (config.json +\nmodel.safetensors), an adapter folder (adapter_config.json + adapter_model.safetensors),\na trainer checkpoint or any .safetensors file, with what its config says.",
+		"golora inspect e2e-adapter")
+	var asJSON bool
+	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want one PATH, got %d arguments", len(pos))
+	}
+	res, err := inspectPath(pos[0])
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(c.stdout, res)
+	}
+	return res.print(c.stdout)
+}
+
+// inspectPath recognises and reads path.
+func inspectPath(path string) (*inspected, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, unwrapPath(err))
+	}
+	res := &inspected{Path: path}
+	var cfgFile string
+	switch {
+	case !st.IsDir():
+		res.File, res.Kind = path, "safetensors"
+	case exists(filepath.Join(path, gpt.ConfigFile)):
+		res.Kind, cfgFile, res.File = "model", filepath.Join(path, gpt.ConfigFile), filepath.Join(path, gpt.WeightsFile)
+	case exists(filepath.Join(path, lora.ConfigFile)):
+		res.Kind, cfgFile, res.File = "adapter", filepath.Join(path, lora.ConfigFile), filepath.Join(path, lora.WeightsFile)
+	default:
+		return nil, fmt.Errorf("%s: not a model folder (%s), an adapter folder (%s) or a .safetensors file", path, gpt.ConfigFile, lora.ConfigFile)
+	}
+	if cfgFile != "" {
+		b, err := os.ReadFile(cfgFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cfgFile, unwrapPath(err))
+		}
+		if err := json.Unmarshal(b, &res.Config); err != nil {
+			return nil, fmt.Errorf("%s: not a JSON object: %w", cfgFile, err)
+		}
+	}
+	sf, err := safetensors.ReadFile(res.File)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: no %s", path, filepath.Base(res.File))
+		}
+		return nil, err
+	}
+	if fst, err := os.Stat(res.File); err == nil {
+		res.Bytes = fst.Size()
+	}
+	res.Metadata = sf.Metadata
+	names := sf.Names()
+	sort.SliceStable(names, func(i, j int) bool { return naturalLess(names[i], names[j]) })
+	for _, n := range names {
+		t, _ := sf.Tensor(n)
+		k := 1
+		for _, d := range t.Shape {
+			k *= d
+		}
+		res.Tensors = append(res.Tensors, tensorInfo{Name: n, DType: t.DType, Shape: t.Shape, Params: k})
+		res.Params += k
+	}
+	switch res.Kind {
+	case "model":
+		cfg, err := gpt.ReadConfig(path)
+		if err != nil {
+			return nil, err
+		}
+		res.Summary = fmt.Sprintf("GPT-2 model: %d layers, %d heads, width %d, context %d, vocabulary %d, tokenizer %s",
+			cfg.NLayer, cfg.NHead, cfg.NEmbd, cfg.BlockSize, cfg.VocabSize, cfg.Tokenizer)
+	case "adapter":
+		res.Summary = fmt.Sprintf("LoRA adapter: r = %v, α = %v, targets %v, base %v",
+			res.Config["r"], res.Config["lora_alpha"], res.Config["target_modules"], res.Config["base_model_name_or_path"])
+		if g, ok := res.Config["golora"]; ok {
+			b, _ := json.Marshal(g)
+			res.Summary += ", golora " + string(b)
+		}
+	default:
+		if res.Metadata["format"] == trainers.CheckpointFormat {
+			res.Kind = "checkpoint"
+			meta, err := trainers.ReadCheckpointMeta(path)
+			if err != nil {
+				return nil, err
+			}
+			res.Summary = fmt.Sprintf("trainer checkpoint: step %d of a run of %d steps, %d trainable tensors, %s",
+				meta.Step, meta.Config.Steps, len(meta.Params), meta.DType)
+			res.Metadata = map[string]string{"format": trainers.CheckpointFormat}
+		} else {
+			res.Summary = "safetensors file"
+		}
+	}
+	return res, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// print writes the inspection as text: a summary and a table of tensors.
+func (r *inspected) print(w io.Writer) error {
+	fmt.Fprintf(w, "%s: %s\n", r.Path, r.Summary)
+	fmt.Fprintf(w, "%s: %d tensors, %s parameters, %s bytes\n", r.File, len(r.Tensors), commas(r.Params), commas(int(r.Bytes)))
+	keys := make([]string, 0, len(r.Metadata))
+	for k := range r.Metadata {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := r.Metadata[k]
+		if len(v) > 80 {
+			v = v[:77] + "..."
+		}
+		fmt.Fprintf(w, "metadata %s: %s\n", k, v)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "tensor\tdtype\tshape\tparams\t")
+	for _, t := range r.Tensors {
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t\n", t.Name, t.DType, t.Shape, commas(t.Params))
+	}
+	return tw.Flush()
+}
+
+// naturalLess orders names with their numbers compared as numbers
+// ("h.2" before "h.10").
+func naturalLess(a, b string) bool {
+	for a != "" && b != "" {
+		na, ra := leadingNumber(a)
+		nb, rb := leadingNumber(b)
+		switch {
+		case na >= 0 && nb >= 0:
+			if na != nb {
+				return na < nb
+			}
+			a, b = ra, rb
+		case a[0] != b[0]:
+			return a[0] < b[0]
+		default:
+			a, b = a[1:], b[1:]
+		}
+	}
+	return len(a) < len(b)
+}
+
+// leadingNumber returns the number s starts with (−1 for none) and the rest.
+func leadingNumber(s string) (int, string) {
+	i := 0
+	for i < len(s) && i < 9 && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return -1, s
+	}
+	n, _ := strconv.Atoi(s[:i])
+	return n, s[i:]
+}
+
+// commas writes n with a comma every three digits.
+func commas(n int) string {
+	s := strconv.Itoa(n)
+	if n < 0 {
+		return "-" + commas(-n)
+	}
+	var b strings.Builder
+	for i := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/golora/golora/trainers"
+)
+
+// progress draws a training progress bar on a terminal (redrawn in place,
+// at most ten times a second) or, when the output is not a terminal, a line
+// every tenth of the run and at each validation.
+type progress struct {
+	w       io.Writer
+	tty     bool
+	label   string
+	start   time.Time
+	last    time.Time
+	lastTen int
+	valid   float64 // last validation loss, 0 before any
+	drawn   bool
+}
+
+// newProgress returns a progress bar on w labelled label, or nil when quiet.
+func newProgress(w io.Writer, label string, quiet bool) *progress {
+	if quiet {
+		return nil
+	}
+	return &progress{w: w, tty: isTerminal(w), label: label, start: time.Now(), lastTen: -1}
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// observer returns trainer callbacks that drive the bar (none when p is
+// nil).
+func (p *progress) observer() trainers.Observer {
+	if p == nil {
+		return trainers.Observer{}
+	}
+	return trainers.Observer{
+		OnStep: func(s trainers.StepInfo) { p.step(s.Step, s.TotalSteps, s.Loss, s.TokensPerSec) },
+		OnEval: func(e trainers.EvalInfo) {
+			p.valid = e.Loss
+			if !p.tty {
+				p.endLine()
+				fmt.Fprintf(p.w, "%s: step %d: validation loss %.4f\n", p.label, e.Step, e.Loss)
+			}
+		},
+	}
+}
+
+// step reports training step `step` of `total`.
+func (p *progress) step(step, total int, loss, tps float64) {
+	if p == nil || total <= 0 {
+		return
+	}
+	now := time.Now()
+	elapsed := now.Sub(p.start)
+	eta := time.Duration(float64(elapsed) / float64(step) * float64(total-step))
+	info := fmt.Sprintf("%d/%d loss %.4f", step, total, loss)
+	if p.valid != 0 {
+		info += fmt.Sprintf(" valid %.4f", p.valid)
+	}
+	if tps > 0 {
+		info += fmt.Sprintf(" %.0f tok/s", tps)
+	}
+	info += " " + clock(elapsed)
+	if step < total && elapsed >= time.Second {
+		info += " eta " + clock(eta)
+	}
+	if p.tty {
+		if step != total && now.Sub(p.last) < 100*time.Millisecond {
+			return
+		}
+		p.last = now
+		const width = 24
+		done := width * step / total
+		bar := strings.Repeat("=", done) + strings.Repeat(" ", width-done)
+		fmt.Fprintf(p.w, "\r\033[K%s [%s] %s", p.label, bar, info)
+		p.drawn = true
+		if step == total {
+			p.endLine()
+		}
+		return
+	}
+	if ten := 10 * step / total; ten != p.lastTen || step == total {
+		if step == total && ten == p.lastTen {
+			return
+		}
+		p.lastTen = ten
+		fmt.Fprintf(p.w, "%s: %s\n", p.label, info)
+	}
+}
+
+// message prints a line of text (ending a bar drawn on a terminal first).
+func (p *progress) message(format string, a ...any) {
+	if p == nil {
+		return
+	}
+	p.endLine()
+	fmt.Fprintf(p.w, format+"\n", a...)
+}
+
+// endLine moves past a bar drawn in place.
+func (p *progress) endLine() {
+	if p != nil && p.tty && p.drawn {
+		fmt.Fprintln(p.w)
+		p.drawn = false
+	}
+}
+
+// clock writes d as m:ss.
+func clock(d time.Duration) string {
+	s := int(d.Round(time.Second).Seconds())
+	return fmt.Sprintf("%d:%02d", s/60, s%60)
+}

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/golora/golora/graph"
+	"github.com/golora/golora/models/gpt"
+	"github.com/golora/golora/nn/lora"
+	"github.com/golora/golora/trainers"
+)
+
+// Default peak learning rates.
+const (
+	pretrainLR = 1e-3 // from scratch, small models
+	loraLR     = 1e-3 // LoRA trains few parameters and tolerates a larger rate
+	fullLR     = 2e-4 // the trainer's default, the LoRA paper's GPT-2 rate
+)
+
+func runPretrain(c *cli, args []string) error {
+	f := newFlags(c, "--preset NAME --data PATH --out MODEL_DIR [--steps N …]",
+		"Trains a GPT-2 model from scratch on --data and writes it to --out as a Hugging Face\nmodel folder (config.json and model.safetensors).",
+		"golora pretrain --preset nano --data input.txt --out nano-model --steps 500")
+	var t trainFlags
+	var preset, out string
+	var layers, heads, embd, blockSize int
+	dropout := -1.0
+	f.StringVar(&preset, "preset", "nano", "model shape: "+strings.Join(gpt.PresetNames(), ", "))
+	f.IntVar(&layers, "layers", 0, "number of blocks (0: the preset's)")
+	f.IntVar(&heads, "heads", 0, "attention heads (0: the preset's)")
+	f.IntVar(&embd, "embd", 0, "model width (0: the preset's)")
+	f.IntVar(&blockSize, "block-size", 0, "longest context the model can take (0: the preset's)")
+	f.Float64Var(&dropout, "dropout", -1, "embedding, residual and attention dropout (-1: the preset's)")
+	f.StringVar(&out, "out", "", "`MODEL_DIR`: model folder to write")
+	t.register(f, "(default 1e-3)")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := f.noArgs(pos); err != nil {
+		return err
+	}
+	cfg, err := gpt.Preset(preset)
+	if err != nil {
+		return usagef("--preset %q: want one of %s", preset, strings.Join(gpt.PresetNames(), ", "))
+	}
+	for _, o := range []struct {
+		name string
+		v    int
+		dst  *int
+	}{{"layers", layers, &cfg.NLayer}, {"heads", heads, &cfg.NHead}, {"embd", embd, &cfg.NEmbd}, {"block-size", blockSize, &cfg.BlockSize}} {
+		if o.v < 0 {
+			return usagef("--%s %d: want ≥ 1 (or 0 for the preset's)", o.name, o.v)
+		}
+		if o.v > 0 {
+			*o.dst = o.v
+		}
+	}
+	if dropout != -1 {
+		if !(dropout >= 0 && dropout < 1) {
+			return usagef("--dropout %v: want in [0, 1)", dropout)
+		}
+		cfg.EmbdDropout, cfg.ResidDropout, cfg.AttnDropout = dropout, dropout, dropout
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	if err := need("data", t.data); err != nil {
+		return err
+	}
+	if err := checkOutputDir("out", out, only(gpt.ConfigFile, gpt.WeightsFile)); err != nil {
+		return err
+	}
+	tc, err := t.config(cfg.BlockSize, pretrainLR, out)
+	if err != nil {
+		return err
+	}
+	tok, err := gpt.NewTokenizer(cfg.Tokenizer)
+	if err != nil {
+		return err
+	}
+	train, valid, format, err := t.datasets(tok, tc.Context)
+	if err != nil {
+		return err
+	}
+	m, err := gpt.New(cfg, graph.Float32)
+	if err != nil {
+		return err
+	}
+	if err := m.Init(graph.NewRand(t.seed)); err != nil {
+		return err
+	}
+	res, err := trainModel(c, &t, m, tc, train, valid, "pretrain")
+	if err != nil {
+		return err
+	}
+	if err := makeParent(out); err != nil {
+		return err
+	}
+	if err := m.Save(out); err != nil {
+		return err
+	}
+	s := summarize(res, m.Params())
+	s.Out, s.Kind, s.Format, s.Checkpoint = out, "model", format, tc.CheckpointPath
+	return s.print(c.stdout, t.jsonOut)
+}
+
+func runFinetune(c *cli, args []string) error {
+	f := newFlags(c, "--base MODEL_DIR --data PATH --out ADAPTER_DIR [--rank R --alpha A --targets q,v …]",
+		"Trains a LoRA adapter on the base model: the base weights stay frozen and only the\nlow-rank matrices A and B of the target layers train. The adapter is written to --out\nas a PEFT folder (adapter_config.json and adapter_model.safetensors). With --full,\nevery weight trains instead and --out receives a whole model folder.",
+		"golora finetune --base nano-model --data e2e.txt --out e2e-adapter --rank 8 --alpha 16 --targets q,v --steps 300")
+	var t trainFlags
+	var base, out, targets, bias, init string
+	var rank int
+	var alpha, loraDropout float64
+	var rslora, full bool
+	f.StringVar(&base, "base", "", "`MODEL_DIR`: base model folder")
+	f.StringVar(&out, "out", "", "`ADAPTER_DIR`: adapter folder to write (a model folder with --full)")
+	f.IntVar(&rank, "rank", 8, "LoRA rank r")
+	f.Float64Var(&alpha, "alpha", 16, "LoRA α: the update is scaled by α/r")
+	f.StringVar(&targets, "targets", "q,v", "comma-separated layers to adapt: q, k, v (parts of attn.c_attn), c_attn, c_proj,\nc_fc, wte, or all-linear")
+	f.Float64Var(&loraDropout, "lora-dropout", 0, "dropout on the input of the low-rank path")
+	f.BoolVar(&rslora, "rslora", false, "scale by α/√r (rank-stabilised LoRA) instead of α/r")
+	f.StringVar(&bias, "bias", "none", "biases that train with the adapter: none, all or lora_only")
+	f.StringVar(&init, "init", "default", "initialisation of A and B: default, gaussian or pissa")
+	f.BoolVar(&full, "full", false, "full fine-tuning: train every weight and write a model folder")
+	t.register(f, "(default 1e-3 for LoRA, 2e-4 with --full)")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := f.noArgs(pos); err != nil {
+		return err
+	}
+	var lc lora.Config
+	if !full {
+		if lc, err = loraFlags(rank, alpha, loraDropout, targets, bias, init, rslora); err != nil {
+			return err
+		}
+	}
+	if err := need("base", base); err != nil {
+		return err
+	}
+	if err := need("data", t.data); err != nil {
+		return err
+	}
+	allowed := only(lora.ConfigFile, lora.WeightsFile)
+	if full {
+		allowed = only(gpt.ConfigFile, gpt.WeightsFile)
+	}
+	if err := checkOutputDir("out", out, allowed); err != nil {
+		return err
+	}
+	m, tok, err := loadBase("base", base)
+	if err != nil {
+		return err
+	}
+	lr := loraLR
+	if full {
+		lr = fullLR
+	}
+	tc, err := t.config(m.Config().BlockSize, lr, out)
+	if err != nil {
+		return err
+	}
+	var lm *lora.Model
+	if full {
+		for _, p := range m.Params() {
+			p.Trainable = true
+		}
+	} else {
+		lc.Seed, lc.BaseModel = t.seed, base
+		if lm, err = lora.Inject(m, lc); err != nil {
+			return fmt.Errorf("--targets %s: %w", targets, err)
+		}
+	}
+	train, valid, format, err := t.datasets(tok, tc.Context)
+	if err != nil {
+		return err
+	}
+	res, err := trainModel(c, &t, m, tc, train, valid, "finetune")
+	if err != nil {
+		return err
+	}
+	if err := makeParent(out); err != nil {
+		return err
+	}
+	s := summarize(res, m.Params())
+	s.Out, s.Format, s.Checkpoint = out, format, tc.CheckpointPath
+	if full {
+		s.Kind = "model"
+		err = m.Save(out)
+	} else {
+		s.Kind = "adapter"
+		err = lm.Save(out, lora.DefaultAdapter)
+	}
+	if err != nil {
+		return err
+	}
+	return s.print(c.stdout, t.jsonOut)
+}
+
+// loraFlags checks the LoRA flags and returns the adapter configuration.
+func loraFlags(rank int, alpha, dropout float64, targets, bias, init string, rslora bool) (lora.Config, error) {
+	var lc lora.Config
+	if rank < 1 {
+		return lc, usagef("--rank %d: want ≥ 1", rank)
+	}
+	if !(alpha > 0) || alpha > 1e12 {
+		return lc, usagef("--alpha %v: want a finite value > 0", alpha)
+	}
+	if !(dropout >= 0 && dropout < 1) {
+		return lc, usagef("--lora-dropout %v: want in [0, 1)", dropout)
+	}
+	var ts []string
+	for _, s := range strings.Split(targets, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			ts = append(ts, s)
+		}
+	}
+	if len(ts) == 0 {
+		return lc, usagef("--targets %q: name at least one layer", targets)
+	}
+	switch lora.BiasMode(bias) {
+	case lora.BiasNone, lora.BiasAll, lora.BiasLoRAOnly:
+	default:
+		return lc, usagef("--bias %q: want none, all or lora_only", bias)
+	}
+	switch lora.InitMode(init) {
+	case lora.InitDefault, lora.InitGaussian, lora.InitPiSSA:
+	default:
+		return lc, usagef("--init %q: want default, gaussian or pissa", init)
+	}
+	lc = lora.Config{R: rank, Alpha: alpha, Dropout: dropout, Targets: ts, RSLoRA: rslora,
+		Bias: lora.BiasMode(bias), Init: lora.InitMode(init)}
+	if err := lc.Validate(); err != nil {
+		return lc, usagef("--targets %s: %v", targets, err)
+	}
+	return lc, nil
+}
+
+// trainModel trains m's trainable parameters with the options of t,
+// drawing progress on stderr. Ctrl-C stops after the current step (writing
+// the checkpoint when one is configured).
+func trainModel(c *cli, t *trainFlags, m *gpt.Model, tc trainers.Config, train, valid trainers.Dataset, label string) (trainers.Result, error) {
+	var metrics bytes.Buffer
+	if t.metrics != "" {
+		tc.Metrics = &metrics
+	}
+	bar := newProgress(c.stderr, label, t.quiet)
+	tc.Observer = bar.observer()
+	tr, err := trainers.New(m, tc)
+	if err != nil {
+		return trainers.Result{}, err
+	}
+	defer tr.Close()
+	if t.resume != "" {
+		if err := checkInputFile("resume", t.resume); err != nil {
+			return trainers.Result{}, err
+		}
+		if err := tr.Resume(t.resume); err != nil {
+			return trainers.Result{}, fmt.Errorf("--resume %s: %w", t.resume, err)
+		}
+		bar.message("%s: resumed at step %d from %s", label, tr.Step(), t.resume)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	res, err := tr.TrainContext(ctx, train, valid)
+	bar.endLine()
+	if err != nil {
+		if errors.Is(err, context.Canceled) && tc.CheckpointPath != "" {
+			return res, fmt.Errorf("%w; continue with --resume %s", err, tc.CheckpointPath)
+		}
+		return res, err
+	}
+	if t.metrics != "" {
+		if err := makeParent(t.metrics); err != nil {
+			return res, err
+		}
+		if err := writeFileAtomic(t.metrics, metrics.Bytes()); err != nil {
+			return res, fmt.Errorf("--metrics %s: %w", t.metrics, err)
+		}
+	}
+	return res, nil
+}

@@ -1,0 +1,320 @@
+package experiments
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/golora/golora/graph"
+	"github.com/golora/golora/models/gpt"
+	"github.com/golora/golora/nn/lora"
+	"github.com/golora/golora/trainers"
+)
+
+// BenchConfig is one model shape and batch to benchmark.
+type BenchConfig struct {
+	Name    string `json:"name"`
+	Layers  int    `json:"layers"`
+	Embd    int    `json:"embd"`
+	Heads   int    `json:"heads"`
+	Context int    `json:"context"` // tokens per sequence, also the model's BlockSize
+	Batch   int    `json:"batch"`   // sequences per training step
+	Vocab   int    `json:"vocab"`
+	// Steps is the number of timed training steps per mode (after Warmup
+	// untimed ones, which include compiling the program); LatencyRuns the
+	// number of timed forward passes per latency figure.
+	Steps       int `json:"steps"`
+	Warmup      int `json:"warmup_steps"`
+	LatencyRuns int `json:"latency_runs"`
+}
+
+// BenchConfigNames lists the standard configurations, fastest first; the
+// last, "gpt2-124M", is slow (minutes).
+func BenchConfigNames() []string { return []string{"tiny", "small", "gpt2-124M"} }
+
+// StandardBenchConfig returns a standard configuration by name:
+//
+//	tiny       2 layers, d 64,  4 heads,  context 64,  batch 16, vocab 96
+//	small      4 layers, d 128, 4 heads,  context 128, batch 16, vocab 96
+//	gpt2-124M  12 layers, d 768, 12 heads, context 256, batch 4,  vocab 50257
+//
+// (the shapes of the PyTorch measurements in the project's notes, so the two
+// can be compared).
+func StandardBenchConfig(name string) (BenchConfig, error) {
+	switch name {
+	case "tiny":
+		return BenchConfig{Name: name, Layers: 2, Embd: 64, Heads: 4, Context: 64, Batch: 16, Vocab: 96, Steps: 20, Warmup: 2, LatencyRuns: 30}, nil
+	case "small":
+		return BenchConfig{Name: name, Layers: 4, Embd: 128, Heads: 4, Context: 128, Batch: 16, Vocab: 96, Steps: 8, Warmup: 2, LatencyRuns: 15}, nil
+	case "gpt2-124M":
+		return BenchConfig{Name: name, Layers: 12, Embd: 768, Heads: 12, Context: 256, Batch: 4, Vocab: 50257, Steps: 2, Warmup: 1, LatencyRuns: 3}, nil
+	}
+	return BenchConfig{}, fmt.Errorf("experiments: unknown bench config %q (want one of %v)", name, BenchConfigNames())
+}
+
+// BenchOptions selects what Bench measures.
+type BenchOptions struct {
+	// Configs to run, in order.
+	Configs []BenchConfig
+	// Steps, when > 0, overrides every config's timed training steps; Warmup
+	// (> 0) its untimed steps; LatencyRuns (> 0) its timed forward passes.
+	Steps, Warmup, LatencyRuns int
+	// Seed seeds the weights and the random tokens.
+	Seed uint64
+	// Progress, when set, is told what is about to run.
+	Progress func(msg string)
+}
+
+// BenchResult is the outcome of Bench, ready for encoding/json.
+type BenchResult struct {
+	Date      string              `json:"date"`
+	GoVersion string              `json:"go_version"`
+	GOOS      string              `json:"goos"`
+	GOARCH    string              `json:"goarch"`
+	CPUs      int                 `json:"cpus"`
+	BLAS      string              `json:"blas"`
+	Configs   []BenchConfigResult `json:"configs"`
+	// PeakRSSMiB is the process's peak resident set size at the end (Linux;
+	// 0 elsewhere): the largest of all configurations, runtime included.
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+}
+
+// BenchConfigResult holds the measurements of one configuration.
+type BenchConfigResult struct {
+	BenchConfig
+	Params int `json:"params"`
+
+	// Training throughput, input tokens per second of timed steps: LoRA r=8
+	// (α=16) on q and v, and full fine-tuning, both AdamW.
+	LoRATrainable      int     `json:"lora_trainable_params"`
+	LoRATokensPerSec   float64 `json:"lora_tokens_per_sec"`
+	FullTokensPerSec   float64 `json:"full_tokens_per_sec"`
+	LoRAMsPerStep      float64 `json:"lora_ms_per_step"`
+	FullMsPerStep      float64 `json:"full_ms_per_step"`
+	LoRAPeakHeapMiB    float64 `json:"lora_peak_heap_mib"`
+	FullPeakHeapMiB    float64 `json:"full_peak_heap_mib"`
+	InferPeakHeapMiB   float64 `json:"inference_peak_heap_mib"`
+	LatencyBaseMs      float64 `json:"latency_base_ms"`
+	LatencyUnmergedMs  float64 `json:"latency_unmerged_ms"`
+	LatencyMergedMs    float64 `json:"latency_merged_ms"`
+	LatencyContext     int     `json:"latency_context"` // tokens in the batch-1 forward pass
+	MergedMaxAbsDiff   float64 `json:"merged_max_abs_diff"`
+	TrainingSecondsAll float64 `json:"training_seconds"`
+}
+
+// Bench measures, for each configuration: training tokens/s and peak heap
+// of LoRA (r = 8 on q and v) and of full fine-tuning, on random tokens, and
+// the latency of one batch-1 forward pass of a whole context for the base
+// model, the model with an unmerged adapter and the model with the adapter
+// merged. Timings are wall-clock medians or means of the runs the options
+// ask for; they vary with the machine's load.
+func Bench(opt BenchOptions) (*BenchResult, error) {
+	if len(opt.Configs) == 0 {
+		return nil, errors.New("experiments: bench: no configurations")
+	}
+	res := &BenchResult{
+		Date:      time.Now().UTC().Format(time.RFC3339),
+		GoVersion: runtime.Version(),
+		GOOS:      runtime.GOOS,
+		GOARCH:    runtime.GOARCH,
+		CPUs:      runtime.NumCPU(),
+		BLAS:      graph.BLASName(),
+	}
+	for _, c := range opt.Configs {
+		if opt.Steps > 0 {
+			c.Steps = opt.Steps
+		}
+		if opt.Warmup > 0 {
+			c.Warmup = opt.Warmup
+		}
+		if opt.LatencyRuns > 0 {
+			c.LatencyRuns = opt.LatencyRuns
+		}
+		r, err := benchOne(c, opt.Seed, opt.Progress)
+		if err != nil {
+			return nil, fmt.Errorf("experiments: bench %s: %w", c.Name, err)
+		}
+		res.Configs = append(res.Configs, r)
+	}
+	res.PeakRSSMiB = peakRSSMiB()
+	return res, nil
+}
+
+// benchModel builds and initialises the model of c. Benchmarks feed random
+// ids, so the model has no text tokenizer and any vocabulary size.
+func benchModel(c BenchConfig, seed uint64) (*gpt.Model, error) {
+	cfg := gpt.Config{NLayer: c.Layers, NHead: c.Heads, NEmbd: c.Embd, BlockSize: c.Context,
+		VocabSize: c.Vocab, LayerNormEps: 1e-5, Tokenizer: gpt.TokenizerNone}
+	m, err := gpt.New(cfg, graph.Float32)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Init(graph.NewRand(seed)); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// benchLoRA is the adapter every benchmark trains: r = 8, α = 16 on q and v.
+func benchLoRA(seed uint64) lora.Config {
+	return lora.Config{R: 8, Alpha: 16, Targets: []string{"q", "v"}, Seed: seed}
+}
+
+func benchOne(c BenchConfig, seed uint64, progress func(string)) (BenchConfigResult, error) {
+	say := func(format string, a ...any) {
+		if progress != nil {
+			progress(fmt.Sprintf(format, a...))
+		}
+	}
+	r := BenchConfigResult{BenchConfig: c, LatencyContext: c.Context}
+	t0 := time.Now()
+	for _, mode := range []string{"lora", "full"} {
+		say("%s: %s training, %d + %d steps of %d × %d tokens", c.Name, mode, c.Warmup, c.Steps, c.Batch, c.Context)
+		m, err := benchModel(c, seed)
+		if err != nil {
+			return r, err
+		}
+		r.Params = graph.CountParams(m.BaseParams())
+		if mode == "lora" {
+			lm, err := lora.Inject(m, benchLoRA(seed))
+			if err != nil {
+				return r, err
+			}
+			r.LoRATrainable = lm.Report().Trainable
+		}
+		tps, msStep, peak, err := benchTrain(m, c, seed)
+		if err != nil {
+			return r, fmt.Errorf("%s training: %w", mode, err)
+		}
+		if mode == "lora" {
+			r.LoRATokensPerSec, r.LoRAMsPerStep, r.LoRAPeakHeapMiB = tps, msStep, peak
+		} else {
+			r.FullTokensPerSec, r.FullMsPerStep, r.FullPeakHeapMiB = tps, msStep, peak
+		}
+	}
+	r.TrainingSecondsAll = time.Since(t0).Seconds()
+
+	say("%s: inference latency, batch 1 × %d tokens, %d runs each", c.Name, c.Context, c.LatencyRuns)
+	m, err := benchModel(c, seed)
+	if err != nil {
+		return r, err
+	}
+	ids := randomTokens(c.Context, m.VocabSize(), seed+1)
+	peak := startPeak(2 * time.Millisecond)
+	lat := func() (float64, []float64, error) {
+		f, err := NewForward(m, 1, c.Context)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer f.Close()
+		ms, err := f.Latency(ids, c.LatencyRuns)
+		if err != nil {
+			return 0, nil, err
+		}
+		logits, err := f.Logits(ids)
+		return ms, logits, err
+	}
+	if r.LatencyBaseMs, _, err = lat(); err != nil {
+		return r, err
+	}
+	lm, err := lora.Inject(m, benchLoRA(seed))
+	if err != nil {
+		return r, err
+	}
+	// B starts at zero; give it values so that the merge changes W.
+	if err := randomizeB(lm, seed+2); err != nil {
+		return r, err
+	}
+	var unmerged, merged []float64
+	if r.LatencyUnmergedMs, unmerged, err = lat(); err != nil {
+		return r, err
+	}
+	if err := lm.Merge(); err != nil {
+		return r, err
+	}
+	if r.LatencyMergedMs, merged, err = lat(); err != nil {
+		return r, err
+	}
+	r.InferPeakHeapMiB = peak.Stop()
+	if r.MergedMaxAbsDiff, _, err = MaxAbsDiff(unmerged, merged); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// benchTrain trains m's trainable parameters on random tokens and returns
+// the tokens/s and ms/step of the timed steps and the peak heap in MiB.
+func benchTrain(m *gpt.Model, c BenchConfig, seed uint64) (tps, msStep, peakMiB float64, err error) {
+	steps := c.Warmup + c.Steps
+	toks := randomTokens(c.Batch*steps*c.Context+1, m.VocabSize(), seed)
+	ds, err := trainers.NewTextDataset(toks, c.Context)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	cfg := trainers.DefaultConfig()
+	cfg.Seed, cfg.Batch, cfg.Context, cfg.Steps = seed, c.Batch, c.Context, steps
+	cfg.LR, cfg.Schedule = 1e-3, trainers.ScheduleConstant
+	cfg.LogEvery = steps
+	var tStart time.Time
+	var tokStart int64
+	var tEnd time.Time
+	var tokEnd int64
+	cfg.Observer.OnStep = func(s trainers.StepInfo) {
+		if s.Step == c.Warmup {
+			tStart, tokStart = time.Now(), s.Tokens
+		}
+		if s.Step == steps {
+			tEnd, tokEnd = time.Now(), s.Tokens
+		}
+	}
+	tr, err := trainers.New(m, cfg)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer tr.Close()
+	peak := startPeak(2 * time.Millisecond)
+	if c.Warmup == 0 {
+		tStart = time.Now()
+	}
+	_, err = tr.Train(ds, nil)
+	peakMiB = peak.Stop()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	dt := tEnd.Sub(tStart).Seconds()
+	if dt <= 0 {
+		return 0, 0, peakMiB, errors.New("no timed steps")
+	}
+	return float64(tokEnd-tokStart) / dt, 1000 * dt / float64(c.Steps), peakMiB, nil
+}
+
+// randomTokens returns n ids drawn uniformly from [0, vocab).
+func randomTokens(n, vocab int, seed uint64) []int {
+	rng := graph.NewRand(seed)
+	ids := make([]int, n)
+	for i := range ids {
+		ids[i] = rng.IntN(vocab)
+	}
+	return ids
+}
+
+// randomizeB fills every B of the active adapter with N(0, 0.02²) draws, so
+// that a freshly injected adapter changes the outputs.
+func randomizeB(m *lora.Model, seed uint64) error {
+	rng := graph.NewRand(seed)
+	paths, err := m.Paths(m.Active())
+	if err != nil {
+		return err
+	}
+	for _, p := range paths {
+		ad, err := m.Adapter(p, m.Active())
+		if err != nil {
+			return err
+		}
+		for _, s := range ad.Slices {
+			graph.InitNormal(s.B, rng, 0.02)
+		}
+	}
+	return nil
+}

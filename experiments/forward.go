@@ -1,0 +1,123 @@
+package experiments
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/golora/golora/graph"
+	"github.com/golora/golora/models/gpt"
+)
+
+// Forward is a compiled inference program of a GPT for batch sequences of
+// ctx tokens: ids [batch·ctx] → logits [batch·ctx, V], dropout off.
+//
+// The program reads the model's LoRA state (active adapter, merged or not)
+// when it is built and the parameter values when it runs: build a new one
+// after SetActive, Merge or Unmerge.
+type Forward struct {
+	prog       *graph.Program
+	ids, out   *graph.Node
+	batch, ctx int
+	vocab      int
+}
+
+// NewForward compiles an inference program of m for batch sequences of ctx
+// tokens.
+func NewForward(m *gpt.Model, batch, ctx int) (*Forward, error) {
+	if m == nil {
+		return nil, errors.New("experiments: forward: nil model")
+	}
+	if batch < 1 || ctx < 1 {
+		return nil, fmt.Errorf("experiments: forward: batch %d × context %d, want both ≥ 1", batch, ctx)
+	}
+	b := graph.NewBuilder(m.DType(), 0)
+	ids := b.IntInput("ids", batch*ctx)
+	logits := m.Logits(b, ids, batch, ctx) // [batch·ctx, V]
+	prog, err := b.Compile(nil, logits)
+	if err != nil {
+		return nil, fmt.Errorf("experiments: forward %d × %d: %w", batch, ctx, err)
+	}
+	prog.SetTraining(false)
+	return &Forward{prog: prog, ids: ids, out: logits, batch: batch, ctx: ctx, vocab: m.VocabSize()}, nil
+}
+
+// Run computes the logits of ids (batch·ctx ids, sequence b's token t at
+// b·ctx + t) and returns them as a view [batch·ctx, V] that the next Run
+// overwrites.
+func (f *Forward) Run(ids []int) (graph.Array, error) {
+	if len(ids) != f.batch*f.ctx {
+		return graph.Array{}, fmt.Errorf("experiments: forward: %d ids, want %d × %d", len(ids), f.batch, f.ctx)
+	}
+	if err := f.prog.SetInts(f.ids, ids); err != nil {
+		return graph.Array{}, fmt.Errorf("experiments: forward: %w", err)
+	}
+	if err := f.prog.Forward(); err != nil {
+		return graph.Array{}, fmt.Errorf("experiments: forward: %w", err)
+	}
+	out, err := f.prog.Output(f.out)
+	if err != nil {
+		return graph.Array{}, fmt.Errorf("experiments: forward: %w", err)
+	}
+	return out, nil
+}
+
+// Logits is Run followed by a float64 copy of the logits.
+func (f *Forward) Logits(ids []int) ([]float64, error) {
+	a, err := f.Run(ids)
+	if err != nil {
+		return nil, err
+	}
+	return a.Values(), nil
+}
+
+// Close releases the program.
+func (f *Forward) Close() error { return f.prog.Close() }
+
+// Latency times runs forward passes of ids after one untimed warm-up run and
+// returns the median wall time of one pass in milliseconds.
+func (f *Forward) Latency(ids []int, runs int) (float64, error) {
+	if runs < 1 {
+		return 0, fmt.Errorf("experiments: latency: %d runs, want ≥ 1", runs)
+	}
+	if _, err := f.Run(ids); err != nil {
+		return 0, err
+	}
+	ms := make([]float64, runs)
+	for i := range ms {
+		t0 := time.Now()
+		if _, err := f.Run(ids); err != nil {
+			return 0, err
+		}
+		ms[i] = float64(time.Since(t0).Microseconds()) / 1000
+	}
+	return median(ms), nil
+}
+
+// MaxAbsDiff returns max_i |a_i − b_i| and max_i |a_i| for two slices of
+// the same length.
+func MaxAbsDiff(a, b []float64) (diff, scale float64, err error) {
+	if len(a) != len(b) {
+		return 0, 0, fmt.Errorf("experiments: compare %d values with %d", len(a), len(b))
+	}
+	for i := range a {
+		diff = math.Max(diff, math.Abs(a[i]-b[i]))
+		scale = math.Max(scale, math.Abs(a[i]))
+	}
+	return diff, scale, nil
+}
+
+// median returns the median of xs (which it sorts).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	sort.Float64s(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
+}
