@@ -28,7 +28,9 @@
 // Each op is one Gorgonia node with its own gradient: Linear and LinearT
 // (gemm with transpose flags, no copies), Embedding, LayerNorm, GELU (tanh
 // form), Dropout, Softmax, CausalSelfAttention, SoftmaxCrossEntropy,
-// LoRALinear and LoRALinearSliced, plus Add, Mul and Sum. Every op has a
+// LoRALinear, LoRALinearSliced, LoRALinearMulti and LoRAEmbedding, plus Add,
+// Mul and Sum. CachedSelfAttention is the forward-only attention of
+// incremental decoding, over a key/value cache held in frozen parameters. Every op has a
 // float64 finite-difference test and a float32-against-float64 test. Each
 // node owns its output buffer and reuses it from run to run.
 //
