@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 
 	G "gorgonia.org/gorgonia"
@@ -306,7 +307,7 @@ func (p *Program) BindParam(n *Node, prm *Param) error {
 		return fmt.Errorf("graph: BindParam %s to %s: trainable parameters cannot be rebound", n.param.Name, prm.Name)
 	case prm.DType() != p.b.dt:
 		return fmt.Errorf("graph: BindParam %s to %s: parameter is %v, program is %v", n.param.Name, prm.Name, prm.DType(), p.b.dt)
-	case !sameShape(prm.Shape(), n.param.Shape()):
+	case !slices.Equal(prm.Shape(), n.param.Shape()):
 		return fmt.Errorf("graph: BindParam %s to %s: shape %v, want %v", n.param.Name, prm.Name, prm.Shape(), n.param.Shape())
 	}
 	if _, in := p.b.pnodes[prm]; in {

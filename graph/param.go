@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"slices"
 
 	"gorgonia.org/tensor"
 )
@@ -131,7 +132,7 @@ func (p *Param) SetValues(v []float64) error {
 // CopyFrom overwrites p's values in place with src's, which must have the same
 // shape; the dtype is converted when it differs.
 func (p *Param) CopyFrom(src *Param) error {
-	if !sameShape(p.Shape(), src.Shape()) {
+	if !slices.Equal(p.Shape(), src.Shape()) {
 		return fmt.Errorf("graph: copy %s into %s: shape %v, want %v", src.Name, p.Name, src.Shape(), p.Shape())
 	}
 	if p.DType() == src.DType() {
@@ -173,18 +174,6 @@ func (p *Param) Zero() {
 // String describes the parameter as "name [shape] dtype".
 func (p *Param) String() string {
 	return fmt.Sprintf("%s %v %s", p.Name, p.Shape(), p.DType())
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // CountParams sums the element counts of ps.

@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/bits"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"unicode/utf8"
@@ -486,7 +487,7 @@ func (f *File) LoadInto(name string, p *graph.Param) error {
 	if err != nil {
 		return err
 	}
-	if !equalShape(e.shape, p.Shape()) {
+	if !slices.Equal(e.shape, p.Shape()) {
 		return f.errorf(name, "shape %v, want %v", e.shape, p.Shape())
 	}
 	if err := checkFloat(e.dtype); err != nil {
@@ -506,18 +507,6 @@ func (f *File) LoadInto(name string, p *graph.Param) error {
 	// A Param whose storage is not a slice of its Len() (a shape-[] Param
 	// is held as a tensor scalar) cannot be loaded in place.
 	return f.errorf(name, "parameter %q does not expose %d values to load into", p.Name, n)
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func dtypeSize(dt string) int {

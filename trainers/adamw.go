@@ -3,6 +3,7 @@ package trainers
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/golora/golora/graph"
@@ -87,7 +88,7 @@ func (o *AdamW) Step(params []*graph.Param, grads []graph.Array, lr float64) err
 			return fmt.Errorf("trainers: AdamW step: parameter name %s appears twice", p.Name)
 		}
 		seen[p.Name] = true
-		if s, ok := o.state[p.Name]; ok && (s.m.DType() != p.DType() || !equalInts(s.m.Shape(), p.Shape())) {
+		if s, ok := o.state[p.Name]; ok && (s.m.DType() != p.DType() || !slices.Equal(s.m.Shape(), p.Shape())) {
 			return fmt.Errorf("trainers: AdamW step: state of %s is %v %v, parameter is %v %v", p.Name, s.m.Shape(), s.m.DType(), p.Shape(), p.DType())
 		}
 	}
@@ -156,16 +157,4 @@ func adamUpdate[T float32 | float64](w, g, m, v []T, c adamConsts) {
 func (o *AdamW) setState(t int, state map[string]*moments) {
 	o.t = t
 	o.state = state
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

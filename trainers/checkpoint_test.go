@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,7 +41,7 @@ func TestCheckpointLayout(t *testing.T) {
 		t.Fatalf("tensors %v, want %v", got, want)
 	}
 	w, shape, err := f.Float32s("param/head.weight")
-	if err != nil || !equalInts(shape, []int{6, 12}) {
+	if err != nil || !slices.Equal(shape, []int{6, 12}) {
 		t.Fatal(err, shape)
 	}
 	for i, v := range m.w.Float32s() {
