@@ -116,7 +116,7 @@ const CompletionSep = "||"
 // its first "||"; a trailing "\r" is dropped and blank lines are skipped. A
 // line without "||", with an empty context or an empty completion is an
 // error naming the file and line.
-func ParseCompletions(r io.Reader, name string, tok Tokenizer, sep string) (*ExampleSet, error) {
+func ParseCompletions(r io.Reader, name string, tok Encoder, sep string) (*ExampleSet, error) {
 	if tok == nil {
 		return nil, fmt.Errorf("trainers: parse %s: nil tokenizer", name)
 	}
@@ -159,7 +159,7 @@ func ParseCompletions(r io.Reader, name string, tok Tokenizer, sep string) (*Exa
 }
 
 // LoadCompletions is ParseCompletions on the file at path.
-func LoadCompletions(path string, tok Tokenizer, sep string) (*ExampleSet, error) {
+func LoadCompletions(path string, tok Encoder, sep string) (*ExampleSet, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("trainers: load completions: %w", err)

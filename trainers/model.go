@@ -21,9 +21,9 @@ type LanguageModel interface {
 	VocabSize() int
 }
 
-// Tokenizer turns text into token ids. EOT is the end-of-text id appended
+// Encoder turns text into token ids (a gpt.Tokenizer is one). EOT is the end-of-text id appended
 // after each completion (GPT-2: 50256).
-type Tokenizer interface {
+type Encoder interface {
 	Encode(text string) []int
 	EOT() int
 }
