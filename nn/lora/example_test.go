@@ -67,8 +67,8 @@ func ExampleModel_Merge() {
 	fmt.Println(m.Unmerge(), m.Unmerge())
 	// Output:
 	// merged = unmerged: true
-	// lora: merge: lora: an adapter is merged into the base weights
-	// <nil> lora: unmerge: lora: no adapter is merged
+	// lora: merge: an adapter is already merged into the base weights
+	// <nil> lora: unmerge: no adapter is merged
 }
 
 func ExampleModel_Save() {

@@ -21,9 +21,9 @@ const DefaultAdapter = "default"
 var (
 	// ErrAlreadyMerged: Merge while an adapter is merged, or an operation
 	// that needs unmerged weights.
-	ErrAlreadyMerged = errors.New("lora: an adapter is merged into the base weights")
+	ErrAlreadyMerged = errors.New("lora: merge: an adapter is already merged into the base weights")
 	// ErrNotMerged: Unmerge while nothing is merged.
-	ErrNotMerged = errors.New("lora: no adapter is merged")
+	ErrNotMerged = errors.New("lora: unmerge: no adapter is merged")
 	// ErrUnknownAdapter: a name that is not one of the model's adapters.
 	ErrUnknownAdapter = errors.New("lora: no such adapter")
 	// ErrUnloaded: the model was unloaded (Unload, MergeAndUnload).
@@ -410,7 +410,7 @@ func (m *Model) Merge() error {
 	}
 	switch {
 	case m.merged:
-		return fmt.Errorf("lora: merge: %w", ErrAlreadyMerged)
+		return ErrAlreadyMerged
 	case m.active == "":
 		return errors.New("lora: merge: no active adapter")
 	case m.disabled:
@@ -444,7 +444,7 @@ func (m *Model) Unmerge() error {
 		return err
 	}
 	if !m.merged {
-		return fmt.Errorf("lora: unmerge: %w", ErrNotMerged)
+		return ErrNotMerged
 	}
 	for _, w := range m.byPath {
 		s := w.state()
