@@ -320,15 +320,8 @@ func headBackward[T floatT](a attnDims, p, use, ds, q, dy, dq []T) {
 		// dA[i0:i1, :i1] = dY[i0:i1]·V[:i1]ᵀ
 		gemm(false, true, i1-i0, i1, a.hd, 1, dy[i0*a.d:], a.d, v, a.d3, 0, ds[i0*a.T:], a.T)
 		for i := i0; i < i1; i++ {
-			row, ar, pr := ds[i*a.T:(i+1)*a.T], use[i*a.T:i*a.T+i+1], p[i*a.T:i*a.T+i+1]
-			var dot float64
-			for j, x := range ar {
-				dot += float64(x) * float64(row[j])
-			}
-			d := T(dot)
-			for j, x := range ar {
-				row[j] = x*row[j] - pr[j]*d
-			}
+			row := ds[i*a.T : (i+1)*a.T]
+			softmaxBack(row[:i+1], use[i*a.T:i*a.T+i+1], p[i*a.T:i*a.T+i+1], row[:i+1])
 			clear(row[i+1:])
 		}
 		// dQ[i0:i1] = dS[i0:i1, :i1]·K[:i1]/√hd

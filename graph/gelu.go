@@ -52,21 +52,35 @@ func (*geluKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 }
 
 func (k *geluKernel) forward(out tval, in []tval) error {
+	n := out.shape.TotalSize()
 	if out.f32 != nil {
-		k.t32 = sizedBuf(k.t32, len(out.f32))
-		geluForward32(out.f32, k.t32, in[0].f32)
+		k.t32 = sizedBuf(k.t32, n)
+	} else {
+		k.t64 = sizedBuf(k.t64, n)
+	}
+	if rowWorkers(n, 1) == 1 {
+		k.span(out, in, 0, n) // no goroutine, no allocation
 		return nil
 	}
-	k.t64 = sizedBuf(k.t64, len(out.f64))
-	geluForward64(out.f64, k.t64, in[0].f64)
+	forSpans(n, func(lo, hi int) { k.span(out, in, lo, hi) })
 	return nil
+}
+
+// span computes elements [lo, hi).
+func (k *geluKernel) span(out tval, in []tval, lo, hi int) {
+	if out.f32 != nil {
+		geluForward32(out.f32[lo:hi], k.t32[lo:hi], in[0].f32[lo:hi])
+	} else {
+		geluForward64(out.f64[lo:hi], k.t64[lo:hi], in[0].f64[lo:hi])
+	}
 }
 
 // geluForward32 writes y = GELU(x) and t = tanh(u) in float32.
 func geluForward32(y, t, x []float32) {
 	t = t[:len(x)]
 	y = y[:len(x)]
-	for i, v := range x {
+	for i := geluVec(y, t, x); i < len(x); i++ {
+		v := x[i]
 		th := tanh32(geluC * (v + geluA*v*v*v))
 		t[i] = th
 		y[i] = 0.5 * v * (1 + th)
@@ -120,12 +134,23 @@ func (k *geluGradKernel) forward(out tval, in []tval) error {
 	if n := out.shape.TotalSize(); len(k.fwd.t32)+len(k.fwd.t64) != n {
 		return fmt.Errorf("forward pass kept %d values, want %d", len(k.fwd.t32)+len(k.fwd.t64), n)
 	}
-	if out.f32 != nil {
-		geluBackward(out.f32, in[0].f32, k.fwd.t32, in[2].f32)
+	if n := len(out.f32) + len(out.f64); rowWorkers(n, 1) == 1 {
+		k.span(out, in, 0, n) // no goroutine, no allocation
 	} else {
-		geluBackward(out.f64, in[0].f64, k.fwd.t64, in[2].f64)
+		forSpans(n, func(lo, hi int) { k.span(out, in, lo, hi) })
 	}
 	return nil
+}
+
+// span computes elements [lo, hi).
+func (k *geluGradKernel) span(out tval, in []tval, lo, hi int) {
+	if out.f32 != nil {
+		dx, x, t, dy := out.f32[lo:hi], in[0].f32[lo:hi], k.fwd.t32[lo:hi], in[2].f32[lo:hi]
+		i := geluGradVec(dx, x, t, dy)
+		geluBackward(dx[i:], x[i:], t[i:], dy[i:])
+	} else {
+		geluBackward(out.f64[lo:hi], in[0].f64[lo:hi], k.fwd.t64[lo:hi], in[2].f64[lo:hi])
+	}
 }
 
 // geluBackward writes dx = dy·GELU'(x) given t = tanh(u).

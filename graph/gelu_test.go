@@ -2,6 +2,7 @@ package graph
 
 import (
 	"math"
+	"runtime"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -144,5 +145,42 @@ func TestTanh32(t *testing.T) {
 	}
 	if !math.IsNaN(float64(tanh32(float32(math.NaN())))) {
 		t.Error("tanh32(NaN) is not NaN")
+	}
+}
+
+// TestGELUSpans: a tensor large enough to be split over goroutines gets
+// bit for bit the values and gradients of one goroutine (spans start at
+// multiples of 8, so the vector kernel sees every element the same way).
+func TestGELUSpans(t *testing.T) {
+	const n = 100003 // two spans and a tail of 3
+	x, dy := make([]float32, n), make([]float32, n)
+	for i := range x {
+		x[i] = float32(i%997)/100 - 5
+		dy[i] = float32(i%13) - 6
+	}
+	run := func(procs int) (y, dx []float32) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		if w := rowWorkers(n, 1); (procs > 1) != (w > 1) {
+			t.Fatalf("GOMAXPROCS %d: %d workers", procs, w)
+		}
+		s := tensor.Shape{n}
+		y, dx = make([]float32, n), make([]float32, n)
+		fwd := &geluKernel{}
+		if err := fwd.forward(tval{f32: y, shape: s}, []tval{{f32: x, shape: s}}); err != nil {
+			t.Fatal(err)
+		}
+		bwd := &geluGradKernel{fwd: fwd}
+		in := []tval{{f32: x, shape: s}, {f32: y, shape: s}, {f32: dy, shape: s}}
+		if err := bwd.forward(tval{f32: dx, shape: s}, in); err != nil {
+			t.Fatal(err)
+		}
+		return y, dx
+	}
+	y1, dx1 := run(1)
+	y3, dx3 := run(3)
+	for i := range y1 {
+		if y1[i] != y3[i] || dx1[i] != dx3[i] {
+			t.Fatalf("element %d: y %v / %v, dx %v / %v (one goroutine / spans)", i, y1[i], y3[i], dx1[i], dx3[i])
+		}
 	}
 }

@@ -7,20 +7,12 @@ import (
 
 // InitNormal fills p with draws from N(0, std²) taken from rng.
 func InitNormal(p *Param, rng *rand.Rand, std float64) {
-	v := make([]float64, p.Len())
-	for i := range v {
-		v[i] = rng.NormFloat64() * std
-	}
-	_ = p.SetValues(v)
+	fillFrom(p, func() float64 { return rng.NormFloat64() * std })
 }
 
 // InitUniform fills p with draws from U(lo, hi) taken from rng.
 func InitUniform(p *Param, rng *rand.Rand, lo, hi float64) {
-	v := make([]float64, p.Len())
-	for i := range v {
-		v[i] = lo + (hi-lo)*rng.Float64()
-	}
-	_ = p.SetValues(v)
+	fillFrom(p, func() float64 { return lo + (hi-lo)*rng.Float64() })
 }
 
 // InitKaimingUniform fills p with U(−bound, bound), bound = √(6 / ((1+a²)·fanIn)),
@@ -33,11 +25,22 @@ func InitKaimingUniform(p *Param, rng *rand.Rand, a float64, fanIn int) {
 
 // InitConstant sets every element of p to c.
 func InitConstant(p *Param, c float64) {
-	v := make([]float64, p.Len())
-	for i := range v {
-		v[i] = c
+	fillFrom(p, func() float64 { return c })
+}
+
+// fillFrom sets the elements of p, in order, to next() rounded to p's dtype,
+// in place (no float64 copy of a large parameter).
+func fillFrom(p *Param, next func() float64) {
+	if d := p.Float64s(); d != nil {
+		for i := range d {
+			d[i] = next()
+		}
+		return
 	}
-	_ = p.SetValues(v)
+	d := p.Float32s()
+	for i := range d {
+		d[i] = float32(next())
+	}
 }
 
 // NewRand returns a math/rand/v2 generator seeded with seed (PCG), the source

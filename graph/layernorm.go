@@ -84,46 +84,75 @@ func (k *lnKernel) forward(out tval, in []tval) error {
 	rows := in[0].shape.TotalSize() / d
 	k.mean = sizedBuf(k.mean, rows)
 	k.rstd = sizedBuf(k.rstd, rows)
-	if out.f32 != nil {
-		lnForward(out.f32, in[0].f32, in[1].f32, in[2].f32, k.mean, k.rstd, k.eps)
-	} else {
-		lnForward(out.f64, in[0].f64, in[1].f64, in[2].f64, k.mean, k.rstd, k.eps)
+	if rowWorkers(rows, d) == 1 {
+		k.rows(out, in, 0, rows) // no goroutine, no allocation
+		return nil
 	}
+	forRows(rows, d, func(lo, hi int) { k.rows(out, in, lo, hi) })
 	return nil
 }
 
-// lnForward normalises the rows of x (len(g) columns) into y, storing each
-// row's mean and 1/std. Sums are taken in float64.
-func lnForward[T floatT](y, x, g, b []T, mean, rstd []float64, eps float64) {
+// rows normalises rows [lo, hi).
+func (k *lnKernel) rows(out tval, in []tval, lo, hi int) {
+	if out.f32 != nil {
+		lnForward(out.f32, in[0].f32, in[1].f32, in[2].f32, k.mean, k.rstd, k.eps, lo, hi)
+	} else {
+		lnForward(out.f64, in[0].f64, in[1].f64, in[2].f64, k.mean, k.rstd, k.eps, lo, hi)
+	}
+}
+
+// lnForward normalises rows [lo, hi) of x (len(g) columns) into y, storing
+// each row's mean and 1/std. The mean and variance are summed in float64;
+// the normalisation runs in T (for float32 rows of a multiple of 8 elements
+// on AVX2, in vmath_amd64.s).
+func lnForward[T floatT](y, x, g, b []T, mean, rstd []float64, eps float64, lo, hi int) {
 	d := len(g)
 	b = b[:d]
-	for i := range mean {
+	if y32, ok := any(y).([]float32); ok && lnVec(d) {
+		x32, g32, b32 := any(x).([]float32), any(g).([]float32), any(b).([]float32)
+		for i := lo; i < hi; i++ {
+			mean[i], rstd[i] = lnRowFwd(y32[i*d:(i+1)*d], x32[i*d:(i+1)*d], g32, b32, eps)
+		}
+		return
+	}
+	for i := lo; i < hi; i++ {
 		xr := x[i*d : (i+1)*d]
 		yr := y[i*d : (i+1)*d]
 		yr = yr[:len(xr)]
-		var s float64
-		for _, v := range xr {
-			s += float64(v)
-		}
-		mu := s / float64(d)
-		var ss float64
-		for _, v := range xr {
-			c := float64(v) - mu
-			ss += c * c
-		}
-		r := 1 / math.Sqrt(ss/float64(d)+eps)
+		mu := rowSum(xr) / float64(d)
+		r := 1 / math.Sqrt(centredSquares(xr, mu)/float64(d)+eps)
 		mean[i], rstd[i] = mu, r
+		muT, rT := T(mu), T(r)
 		for j, v := range xr {
-			yr[j] = T((float64(v)-mu)*r)*g[j] + b[j]
+			yr[j] = (v-muT)*rT*g[j] + b[j]
 		}
 	}
+}
+
+// centredSquares returns Σ (x_j − mu)² in float64, with four accumulators.
+func centredSquares[T floatT](x []T, mu float64) float64 {
+	var s0, s1, s2, s3 float64
+	j := 0
+	for ; j+4 <= len(x); j += 4 {
+		c0, c1, c2, c3 := float64(x[j])-mu, float64(x[j+1])-mu, float64(x[j+2])-mu, float64(x[j+3])-mu
+		s0 += c0 * c0
+		s1 += c1 * c1
+		s2 += c2 * c2
+		s3 += c3 * c3
+	}
+	for ; j < len(x); j++ {
+		c := float64(x[j]) - mu
+		s0 += c * c
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 // lnGradKernel computes dx from (x, γ, y, dy) and leaves dγ and dβ in its
 // buffers for lnParamGradKernel. y is not read.
 type lnGradKernel struct {
 	fwd    *lnKernel
-	dg, db []float64 // [d], from the last run
+	dg, db []float64   // [d], from the last run
+	part   [][]float64 // per extra worker: its rows' dγ and dβ, [2d]
 }
 
 func (*lnGradKernel) String() string { return "LayerNorm.dx" }
@@ -134,44 +163,86 @@ func (*lnGradKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 
 func (k *lnGradKernel) forward(out tval, in []tval) error {
 	d := in[1].shape[0]
-	if rows := in[0].shape.TotalSize() / d; rows != len(k.fwd.mean) {
+	rows := in[0].shape.TotalSize() / d
+	if rows != len(k.fwd.mean) {
 		return fmt.Errorf("forward pass kept %d rows, input has %d", len(k.fwd.mean), rows)
 	}
 	k.dg = sizedBuf(k.dg, d)
 	k.db = sizedBuf(k.db, d)
-	if out.f32 != nil {
-		lnBackward(out.f32, in[0].f32, in[1].f32, in[3].f32, k.fwd.mean, k.fwd.rstd, k.dg, k.db)
-	} else {
-		lnBackward(out.f64, in[0].f64, in[1].f64, in[3].f64, k.fwd.mean, k.fwd.rstd, k.dg, k.db)
+	w := rowWorkers(rows, d)
+	for len(k.part) < w-1 {
+		k.part = append(k.part, nil)
+	}
+	for i := range k.part[:w-1] {
+		k.part[i] = sizedBuf(k.part[i], 2*d)
+	}
+	if w == 1 {
+		k.rows(out, in, k.dg, k.db, 0, rows) // no goroutine, no allocation
+		return nil
+	}
+	// Worker i sums dγ and dβ of its rows into its own buffer; the
+	// partial sums are added up afterwards.
+	forRowBlocks(rows, w, func(i, lo, hi int) {
+		if i == 0 {
+			k.rows(out, in, k.dg, k.db, lo, hi)
+		} else {
+			k.rows(out, in, k.part[i-1][:d], k.part[i-1][d:], lo, hi)
+		}
+	})
+	for _, p := range k.part[:w-1] {
+		for j := range d {
+			k.dg[j] += p[j]
+			k.db[j] += p[d+j]
+		}
 	}
 	return nil
 }
 
-// lnBackward writes dx and overwrites dg, db (see LayerNorm for the maths).
-func lnBackward[T floatT](dx, x, g, dy []T, mean, rstd, dg, db []float64) {
+// rows computes dx of rows [lo, hi), their dγ and dβ sums into dg, db.
+func (k *lnGradKernel) rows(out tval, in []tval, dg, db []float64, lo, hi int) {
+	if out.f32 != nil {
+		lnBackward(out.f32, in[0].f32, in[1].f32, in[3].f32, k.fwd.mean, k.fwd.rstd, dg, db, lo, hi)
+	} else {
+		lnBackward(out.f64, in[0].f64, in[1].f64, in[3].f64, k.fwd.mean, k.fwd.rstd, dg, db, lo, hi)
+	}
+}
+
+// lnBackward writes dx for rows [lo, hi) and overwrites dg, db with those
+// rows' sums (see LayerNorm for the maths). The row sums are taken in
+// float64, the elementwise work in T (for float32 rows of a multiple of 8
+// elements on AVX2, in vmath_amd64.s).
+func lnBackward[T floatT](dx, x, g, dy []T, mean, rstd, dg, db []float64, lo, hi int) {
 	d := len(g)
 	dg, db = dg[:d], db[:d]
 	clear(dg)
 	clear(db)
-	for i := range mean {
+	if dx32, ok := any(dx).([]float32); ok && lnVec(d) {
+		x32, g32, dy32 := any(x).([]float32), any(g).([]float32), any(dy).([]float32)
+		for i := lo; i < hi; i++ {
+			r := i * d
+			lnRowBwd(dx32[r:r+d], x32[r:r+d], g32, dy32[r:r+d], float32(mean[i]), float32(rstd[i]), dg, db)
+		}
+		return
+	}
+	for i := lo; i < hi; i++ {
 		xr := x[i*d : (i+1)*d]
 		dyr, dxr := dy[i*d:(i+1)*d], dx[i*d:(i+1)*d]
 		dyr, dxr = dyr[:len(xr)], dxr[:len(xr)]
-		mu, r := mean[i], rstd[i]
+		mu, r := T(mean[i]), T(rstd[i])
 		var s1, s2 float64 // Σ γ⊙dy, Σ γ⊙dy⊙x̂
 		for j, v := range xr {
-			xh := (float64(v) - mu) * r
-			dyj := float64(dyr[j])
-			gdy := float64(g[j]) * dyj
-			s1 += gdy
-			s2 += gdy * xh
-			dg[j] += dyj * xh
-			db[j] += dyj
+			xh := (v - mu) * r
+			dyj := dyr[j]
+			gdy := g[j] * dyj
+			s1 += float64(gdy)
+			s2 += float64(gdy * xh)
+			dg[j] += float64(dyj * xh)
+			db[j] += float64(dyj)
 		}
-		m1, m2 := s1/float64(d), s2/float64(d)
+		m1, m2 := T(s1/float64(d)), T(s2/float64(d))
 		for j, v := range xr {
-			xh := (float64(v) - mu) * r
-			dxr[j] = T(r * (float64(g[j])*float64(dyr[j]) - m1 - xh*m2))
+			xh := (v - mu) * r
+			dxr[j] = r * (g[j]*dyr[j] - m1 - xh*m2)
 		}
 	}
 }

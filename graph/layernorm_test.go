@@ -2,6 +2,8 @@ package graph
 
 import (
 	"math"
+	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -167,5 +169,51 @@ func TestLayerNormKernelsDoNotAllocate(t *testing.T) {
 	step() // the first run sizes the buffers
 	if allocs := testing.AllocsPerRun(10, step); allocs != 0 {
 		t.Errorf("%v allocations per forward+backward", allocs)
+	}
+}
+
+// TestLayerNormRowBlocks runs the kernels on enough rows to be split over
+// goroutines and compares with one goroutine: the same per-row maths, and
+// dγ, dβ summed per block and then added up.
+func TestLayerNormRowBlocks(t *testing.T) {
+	const rows, d = 300, 256
+	x, g, b, dy := make([]float64, rows*d), make([]float64, d), make([]float64, d), make([]float64, rows*d)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, v := range [][]float64{x, g, b, dy} {
+		for i := range v {
+			v[i] = 2*rng.Float64() - 1
+		}
+	}
+	run := func(procs int) (y, dx, dg, db []float64) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		if w := rowWorkers(rows, d); (procs > 1) != (w > 1) {
+			t.Fatalf("GOMAXPROCS %d: %d workers", procs, w)
+		}
+		shape := tensor.Shape{rows, d}
+		y, dx = make([]float64, rows*d), make([]float64, rows*d)
+		fwd := &lnKernel{eps: 1e-5}
+		in := []tval{{f64: x, shape: shape}, {f64: g, shape: tensor.Shape{d}}, {f64: b, shape: tensor.Shape{d}}}
+		if err := fwd.forward(tval{f64: y, shape: shape}, in); err != nil {
+			t.Fatal(err)
+		}
+		bwd := &lnGradKernel{fwd: fwd}
+		bin := []tval{in[0], in[1], {f64: y, shape: shape}, {f64: dy, shape: shape}}
+		if err := bwd.forward(tval{f64: dx, shape: shape}, bin); err != nil {
+			t.Fatal(err)
+		}
+		return y, dx, bwd.dg, bwd.db
+	}
+	y1, dx1, dg1, db1 := run(1)
+	y3, dx3, dg3, db3 := run(3)
+	for _, c := range []struct {
+		name      string
+		got, want []float64
+		tol       float64
+	}{{"y", y3, y1, 0}, {"dx", dx3, dx1, 0}, {"dgamma", dg3, dg1, 1e-12}, {"dbeta", db3, db1, 1e-12}} {
+		for i := range c.want {
+			if math.Abs(c.got[i]-c.want[i]) > c.tol*math.Max(1, math.Abs(c.want[i])) {
+				t.Fatalf("%s[%d] = %v with row blocks, %v without", c.name, i, c.got[i], c.want[i])
+			}
+		}
 	}
 }

@@ -61,6 +61,8 @@ type fusedOp struct {
 	scalar G.Value       // output storage for a scalar output (*G.F32 or *G.F64)
 	ins    []tval        // scratch, reused
 	shapes []tensor.Shape
+	lastIn []tensor.Shape // input shapes of the last run, and its output shape
+	out    tensor.Shape
 	stash  interface{} // state a kernel keeps for its gradient ops
 	runs   int64       // how many times Do ran (tests check what is skipped)
 }
@@ -126,28 +128,30 @@ func (o *fusedOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 func toTval(v G.Value) (tval, error) {
 	switch x := v.(type) {
 	case *tensor.Dense:
-		t := tval{shape: x.Shape()}
-		switch d := x.Data().(type) {
-		case []float32:
-			t.f32 = d
-		case []float64:
-			t.f64 = d
-		case []int:
-			t.ints = d
-		case float32:
-			t.f32 = []float32{d}
-		case float64:
-			t.f64 = []float64{d}
-		default:
-			return tval{}, fmt.Errorf("graph: unsupported tensor data %T", d)
-		}
-		return t, nil
+		return denseTval(x)
 	case *G.F32:
 		return tval{f32: []float32{float32(*x)}, shape: tensor.ScalarShape()}, nil
 	case *G.F64:
 		return tval{f64: []float64{float64(*x)}, shape: tensor.ScalarShape()}, nil
 	}
 	return tval{}, fmt.Errorf("graph: unsupported value %T", v)
+}
+
+// denseTval views x's storage as a tval without copying (and, unlike
+// Dense.Data, without allocating).
+func denseTval(x *tensor.Dense) (tval, error) {
+	t := tval{shape: x.Shape()}
+	switch x.Dtype() {
+	case tensor.Float32:
+		t.f32 = x.Float32s()
+	case tensor.Float64:
+		t.f64 = x.Float64s()
+	case tensor.Int:
+		t.ints = x.Ints()
+	default:
+		return tval{}, fmt.Errorf("graph: unsupported tensor dtype %v", x.Dtype())
+	}
+	return t, nil
 }
 
 func (o *fusedOp) Do(inputs ...G.Value) (G.Value, error) {
@@ -164,7 +168,7 @@ func (o *fusedOp) Do(inputs ...G.Value) (G.Value, error) {
 		o.ins = append(o.ins, t)
 		o.shapes = append(o.shapes, t.shape)
 	}
-	shape, err := o.k.outShape(o.shapes)
+	shape, err := o.outShape()
 	if err != nil {
 		return nil, fmt.Errorf("graph: %s: %w", o.k, err)
 	}
@@ -176,14 +180,39 @@ func (o *fusedOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := tval{shape: o.buf.Shape()}
 	if o.dt == Float64 {
-		out.f64 = o.buf.Data().([]float64)
+		out.f64 = o.buf.Float64s()
 	} else {
-		out.f32 = o.buf.Data().([]float32)
+		out.f32 = o.buf.Float32s()
 	}
 	if err := o.k.forward(out, o.ins); err != nil {
 		return nil, fmt.Errorf("graph: %s: %w", o.k, err)
 	}
 	return o.buf, nil
+}
+
+// outShape is k.outShape of the current input shapes, remembered from the
+// last run while the input shapes stay the same (the usual case: a run
+// then checks and allocates nothing).
+func (o *fusedOp) outShape() (tensor.Shape, error) {
+	if o.out != nil && len(o.lastIn) == len(o.shapes) {
+		same := true
+		for i, s := range o.shapes {
+			same = same && s.Eq(o.lastIn[i])
+		}
+		if same {
+			return o.out, nil
+		}
+	}
+	shape, err := o.k.outShape(o.shapes)
+	if err != nil {
+		return nil, err
+	}
+	o.lastIn = o.lastIn[:0]
+	for _, s := range o.shapes {
+		o.lastIn = append(o.lastIn, s.Clone())
+	}
+	o.out = shape
+	return shape, nil
 }
 
 // doScalar runs a kernel with a scalar output (a loss) into a reused value.

@@ -88,15 +88,19 @@ func (p *Param) Len() int { return p.value.Shape().TotalSize() }
 // Float32s returns the backing storage of a float32 parameter (nil for
 // float64). Writes to it change the parameter in place.
 func (p *Param) Float32s() []float32 {
-	d, _ := p.value.Data().([]float32)
-	return d
+	if p.value.Dtype() != tensor.Float32 {
+		return nil
+	}
+	return p.value.Float32s()
 }
 
 // Float64s returns the backing storage of a float64 parameter (nil for
 // float32). Writes to it change the parameter in place.
 func (p *Param) Float64s() []float64 {
-	d, _ := p.value.Data().([]float64)
-	return d
+	if p.value.Dtype() != tensor.Float64 {
+		return nil
+	}
+	return p.value.Float64s()
 }
 
 // Values returns a float64 copy of the values, whatever the dtype.

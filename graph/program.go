@@ -64,8 +64,9 @@ type Program struct {
 	gradNode  map[*Param]*G.Node
 
 	fwdRoots, fullRoots []*G.Node
-	fwd, full           G.VM
-	reads               map[*G.Node]*G.Value // node -> holder filled by a Read
+	fwd, full           *executor
+	last                *executor        // the executor of the last successful run
+	readable            map[*G.Node]bool // the outputs and the loss
 }
 
 // Compile finishes the graph. loss (a scalar, or nil for an inference-only
@@ -91,7 +92,7 @@ func (b *Builder) Compile(loss *Node, outputs ...*Node) (*Program, error) {
 			return nil, errors.New("graph: compile: node from another builder")
 		}
 	}
-	p := &Program{b: b, loss: loss, outputs: outputs, gradNode: map[*Param]*G.Node{}, reads: map[*G.Node]*G.Value{}}
+	p := &Program{b: b, loss: loss, outputs: outputs, gradNode: map[*Param]*G.Node{}, readable: map[*G.Node]bool{}}
 	if loss != nil {
 		if len(loss.n.Shape()) != 0 {
 			return nil, fmt.Errorf("graph: compile: loss has shape %v, want a scalar", loss.n.Shape())
@@ -112,23 +113,14 @@ func (b *Builder) Compile(loss *Node, outputs ...*Node) (*Program, error) {
 		}
 	}
 	for _, n := range all {
-		p.fwdRoots = append(p.fwdRoots, p.read(n.n))
+		p.fwdRoots = append(p.fwdRoots, n.n)
+		p.readable[n.n] = true
 	}
 	p.fullRoots = append(p.fullRoots, p.fwdRoots...)
 	for _, prm := range p.trainable {
-		p.fullRoots = append(p.fullRoots, p.read(p.gradNode[prm]))
+		p.fullRoots = append(p.fullRoots, p.gradNode[prm])
 	}
 	return p, nil
-}
-
-// read adds (once) a Read node that copies n's value out after it is computed,
-// so what a caller reads is never an intermediate buffer reused later in the
-// run (gorgonia issue #569).
-func (p *Program) read(n *G.Node) *G.Node {
-	if _, ok := p.reads[n]; !ok {
-		p.reads[n] = new(G.Value)
-	}
-	return G.Read(n, p.reads[n])
 }
 
 // reachableTrainable lists the trainable parameters loss depends on, in the
@@ -177,26 +169,29 @@ func (p *Program) SetInput(in *Node, data interface{}) error {
 		return fmt.Errorf("graph: input %s has no value", in.name)
 	}
 	n := dst.Shape().TotalSize()
+	out, err := denseTval(dst)
+	if err != nil {
+		return fmt.Errorf("graph: input %s: %w", in.name, err)
+	}
 	switch d := data.(type) {
 	case []int:
-		out, ok := dst.Data().([]int)
-		if !ok {
+		if out.ints == nil {
 			return fmt.Errorf("graph: input %s is a float input, got ints", in.name)
 		}
 		if len(d) != n {
 			return fmt.Errorf("graph: input %s: %d values for shape %v", in.name, len(d), dst.Shape())
 		}
-		copy(out, d)
+		copy(out.ints, d)
 	case []float32:
 		if len(d) != n {
 			return fmt.Errorf("graph: input %s: %d values for shape %v", in.name, len(d), dst.Shape())
 		}
-		switch out := dst.Data().(type) {
-		case []float32:
-			copy(out, d)
-		case []float64:
+		switch {
+		case out.f32 != nil:
+			copy(out.f32, d)
+		case out.f64 != nil:
 			for i, v := range d {
-				out[i] = float64(v)
+				out.f64[i] = float64(v)
 			}
 		default:
 			return fmt.Errorf("graph: input %s is an int input, got floats", in.name)
@@ -205,12 +200,12 @@ func (p *Program) SetInput(in *Node, data interface{}) error {
 		if len(d) != n {
 			return fmt.Errorf("graph: input %s: %d values for shape %v", in.name, len(d), dst.Shape())
 		}
-		switch out := dst.Data().(type) {
-		case []float64:
-			copy(out, d)
-		case []float32:
+		switch {
+		case out.f64 != nil:
+			copy(out.f64, d)
+		case out.f32 != nil:
 			for i, v := range d {
-				out[i] = float32(v)
+				out.f32[i] = float32(v)
 			}
 		default:
 			return fmt.Errorf("graph: input %s is an int input, got floats", in.name)
@@ -230,45 +225,26 @@ func (p *Program) Run() error {
 	if len(p.trainable) == 0 {
 		return p.Forward()
 	}
-	if p.full == nil {
-		vm, err := p.machine(p.fullRoots)
-		if err != nil {
-			return err
-		}
-		p.full = vm
-	}
-	return runVM(p.full)
+	return p.exec(&p.full, p.fullRoots)
 }
 
 // Forward executes only what the outputs and the loss need.
-func (p *Program) Forward() error {
-	if p.fwd == nil {
-		vm, err := p.machine(p.fwdRoots)
+func (p *Program) Forward() error { return p.exec(&p.fwd, p.fwdRoots) }
+
+// exec runs *e, planning it for roots on first use.
+func (p *Program) exec(e **executor, roots []*G.Node) error {
+	if *e == nil {
+		x, err := newExecutor(p.b.g, roots)
 		if err != nil {
 			return err
 		}
-		p.fwd = vm
+		*e = x
 	}
-	return runVM(p.fwd)
-}
-
-func (p *Program) machine(roots []*G.Node) (vm G.VM, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("graph: compile: %v", r)
-		}
-	}()
-	sub := p.b.g.ExactSubgraphRoots(roots...)
-	return G.NewTapeMachine(sub), nil
-}
-
-func runVM(vm G.VM) error {
-	vm.Reset()
-	err := vm.RunAll()
-	vm.Reset()
-	if err != nil {
-		return fmt.Errorf("graph: run: %w", err)
+	p.last = nil
+	if err := (*e).run(); err != nil {
+		return err
 	}
+	p.last = *e
 	return nil
 }
 
@@ -290,7 +266,7 @@ func (p *Program) Output(n *Node) (Array, error) {
 	if n == nil || n.n == nil {
 		return Array{}, errors.New("graph: Output: nil node")
 	}
-	if _, ok := p.reads[n.n]; !ok {
+	if !p.readable[n.n] {
 		return Array{}, fmt.Errorf("graph: %s is not an output of this program", n.Name())
 	}
 	a := p.value(n.n)
@@ -311,23 +287,21 @@ func (p *Program) Grad(prm *Param) (a Array, ok bool) {
 	return a, a.Len() > 0
 }
 
+// value views n's value from the last run that computed it: the last
+// run, or else (a gradient read after Forward) the last full run.
 func (p *Program) value(n *G.Node) Array {
-	h := p.reads[n]
-	if h == nil || *h == nil {
+	if p.last == nil {
 		return Array{}
 	}
-	switch v := (*h).(type) {
+	v := p.last.value(n)
+	if v == nil && p.last == p.fwd && p.full != nil {
+		v = p.full.value(n)
+	}
+	switch v := v.(type) {
 	case *tensor.Dense:
 		a := Array{Shape: append([]int(nil), v.Shape()...)}
-		switch d := v.Data().(type) {
-		case []float32:
-			a.F32 = d
-		case []float64:
-			a.F64 = d
-		case float32:
-			a.F32 = []float32{d}
-		case float64:
-			a.F64 = []float64{d}
+		if t, err := denseTval(v); err == nil {
+			a.F32, a.F64 = t.f32, t.f64
 		}
 		return a
 	case *G.F32:
@@ -349,14 +323,8 @@ func (p *Program) SetRNGState(s []byte) error {
 	return nil
 }
 
-// Close releases the compiled machines.
+// Close releases the program's plans; the Program must not be run after.
 func (p *Program) Close() error {
-	for _, vm := range []G.VM{p.fwd, p.full} {
-		if vm != nil {
-			if err := vm.Close(); err != nil {
-				return err
-			}
-		}
-	}
+	p.fwd, p.full, p.last = nil, nil, nil
 	return nil
 }

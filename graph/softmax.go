@@ -98,15 +98,29 @@ func softmaxGradRows[T floatT](dx, y, dy []T, v int) {
 // Sums run in float64 so that float32 rows of 50k entries keep their accuracy.
 func softmaxRow[T floatT](p, x []T) (m T, sum float64) {
 	m = rowMax(x)
-	for j, v := range x {
-		p[j] = expT(v - m)
-	}
-	sum = rowSum(p)
+	sum = expSubSum(p, x, m)
 	inv := T(1 / sum)
 	for j := range p {
 		p[j] *= inv
 	}
 	return m, sum
+}
+
+// expSubSum sets p[j] = e^(x[j] − m) (p may alias x) and returns Σ_j p[j],
+// summed in float64. float32 rows run eight lanes at a time where the CPU
+// has AVX2 (vmath_amd64.s), the rest one element at a time with exp32.
+func expSubSum[T floatT](p, x []T, m T) float64 {
+	var sum float64
+	j := 0
+	if p32, ok := any(p).([]float32); ok {
+		j, sum = expSumVec(p32, any(x).([]float32), float32(m))
+	}
+	for ; j < len(x); j++ {
+		e := expT(x[j] - m)
+		p[j] = e
+		sum += float64(e)
+	}
+	return sum
 }
 
 // rowMax returns the largest element of a non-empty x, or NaN if x holds
@@ -115,6 +129,12 @@ func rowMax[T floatT](x []T) T {
 	// Four running maxima break the loop-carried dependency of one.
 	m0, m1, m2, m3 := x[0], x[0], x[0], x[0]
 	j := 0
+	if x32, ok := any(x).([]float32); ok {
+		var m float32
+		if m, j = maxVec(x32); j > 0 {
+			m0 = T(m) // NaN stays NaN through the builtin max below
+		}
+	}
 	for ; j+4 <= len(x); j += 4 {
 		m0, m1, m2, m3 = max(m0, x[j]), max(m1, x[j+1]), max(m2, x[j+2]), max(m3, x[j+3])
 	}
@@ -141,14 +161,32 @@ func rowSum[T floatT](x []T) float64 {
 }
 
 // softmaxGradRow writes dx = y ⊙ (dy − Σ_v dy_v·y_v) for one row.
-func softmaxGradRow[T floatT](dx, y, dy []T) {
+func softmaxGradRow[T floatT](dx, y, dy []T) { softmaxBack(dx, y, y, dy) }
+
+// softmaxBack writes out_j = a_j·g_j − p_j·Σ_k a_k·g_k (out may alias g):
+// the gradient of a softmax p through an elementwise mask, a = drop(p), for
+// the upstream gradient g (a = p without a mask). The sum runs in float64.
+func softmaxBack[T floatT](out, a, p, g []T) {
+	n := len(a)
+	out, p, g = out[:n], p[:n], g[:n]
 	var dot float64
-	for j, v := range y {
-		dot += float64(v) * float64(dy[j])
+	j := 0
+	o32, vec := any(out).([]float32)
+	var a32, p32, g32 []float32
+	if vec {
+		a32, p32, g32 = any(a).([]float32), any(p).([]float32), any(g).([]float32)
+		dot, j = dotVec(a32, g32)
+	}
+	for ; j < n; j++ {
+		dot += float64(a[j]) * float64(g[j])
 	}
 	d := T(dot)
-	for j, v := range y {
-		dx[j] = v * (dy[j] - d)
+	j = 0
+	if vec {
+		j = dsoftmaxVec(o32, a32, p32, g32, float32(d))
+	}
+	for ; j < n; j++ {
+		out[j] = a[j]*g[j] - p[j]*d
 	}
 }
 
@@ -185,20 +223,47 @@ func exp32(x float32) float32 {
 // enough to pay for them, else on the caller's goroutine. f must only touch
 // its own rows.
 func forRows(n, width int, f func(lo, hi int)) {
+	forRowBlocks(n, rowWorkers(n, width), func(_, lo, hi int) { f(lo, hi) })
+}
+
+// rowWorkers is the number of goroutines forRows uses for n rows of width
+// elements: one per 2¹⁵ elements, at most GOMAXPROCS and n.
+func rowWorkers(n, width int) int {
 	const minWork = 1 << 15 // elements per goroutine worth a goroutine start
-	w := min(runtime.GOMAXPROCS(0), n, n*width/minWork)
+	return max(1, min(runtime.GOMAXPROCS(0), n, n*width/minWork))
+}
+
+// forSpans calls f on contiguous ranges [lo, hi) covering [0, n) elements,
+// split as forRows splits rows of width 1 but at multiples of 8, so that a
+// vector kernel treats every element as it would in one call (the results
+// do not depend on GOMAXPROCS).
+func forSpans(n int, f func(lo, hi int)) {
+	w := rowWorkers(n, 1)
+	forRowBlocks(n/8, w, func(_, lo, hi int) {
+		if hi == n/8 {
+			f(8*lo, n)
+		} else {
+			f(8*lo, 8*hi)
+		}
+	})
+}
+
+// forRowBlocks splits rows [0, n) into w contiguous blocks and calls
+// f(i, lo, hi) for block i, the caller running block 0 and one goroutine
+// each of the others.
+func forRowBlocks(n, w int, f func(i, lo, hi int)) {
 	if w <= 1 {
-		f(0, n)
+		f(0, 0, n)
 		return
 	}
 	var wg sync.WaitGroup
-	for t := range w {
-		lo, hi := n*t/w, n*(t+1)/w
+	for i := 1; i < w; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f(lo, hi)
+			f(i, n*i/w, n*(i+1)/w)
 		}()
 	}
+	f(0, 0, n/w)
 	wg.Wait()
 }

@@ -2,6 +2,7 @@ package trainers
 
 import (
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -178,5 +179,35 @@ func TestClipGlobalNorm(t *testing.T) {
 	}
 	if n := globalNorm([]graph.Array{{F64: []float64{1, math.NaN()}}}); !math.IsNaN(n) {
 		t.Fatalf("norm with a NaN is %v", n)
+	}
+}
+
+// TestAdamWSplitMatchesOneGoroutine: a parameter large enough to be updated
+// in ranges on several goroutines gets exactly the values of an update on
+// one goroutine (the elements are independent).
+func TestAdamWSplitMatchesOneGoroutine(t *testing.T) {
+	rows := 3*adamChunk/5 + 1
+	n := 5 * rows
+	run := func(procs int) []float32 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		p := graph.NewParam("w", graph.Float32, rows, 5)
+		g := graph.Array{Shape: p.Shape(), F32: make([]float32, n)}
+		for i := range g.F32 {
+			p.Float32s()[i] = float32(i%7) - 3
+			g.F32[i] = float32(i%11)/5 - 1
+		}
+		opt := NewAdamW(0.9, 0.999, 1e-6, 0.01)
+		for range 2 {
+			if err := opt.Step([]*graph.Param{p}, []graph.Array{g}, 1e-2); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p.Float32s()
+	}
+	one, split := run(1), run(4)
+	for i := range one {
+		if one[i] != split[i] {
+			t.Fatalf("element %d: %v on one goroutine, %v split", i, one[i], split[i])
+		}
 	}
 }

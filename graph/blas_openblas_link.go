@@ -1,6 +1,0 @@
-//go:build openblas
-
-package graph
-
-// #cgo LDFLAGS: -lopenblas
-import "C"

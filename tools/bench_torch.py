@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""PyTorch twin of golora's benchmarks (benchmarks/bench_test.go).
+
+The same GPT-2-shaped models, written here in a few lines of plain PyTorch
+(no transformers, no peft): pre-LayerNorm blocks, c_attn [d, 3d] holding
+q | k | v, tanh GELU, an LM head tied to the token embedding, no dropout,
+float32 on the CPU. LoRA (r 8, alpha 16) is ours too: on the q and v blocks
+of every c_attn, y_q += s*(x@A_q)@B_q, y_v += s*(x@A_v)@B_v, s = alpha/r, with
+the base weights frozen.
+
+Rows it measures, one per --mode:
+
+  lora, full       training tokens/s: random tokens, mean cross-entropy,
+                   AdamW (lr 1e-3, betas 0.9/0.999, eps 1e-6, weight decay
+                   0.01 on matrices), gradient clipping at norm 1 -- the
+                   settings of golora's trainers.DefaultConfig
+  base, unmerged,  latency of one batch-1 forward pass of a whole context
+  merged           under torch.no_grad(): no adapter, an adapter with random
+                   B, the same adapter merged into W
+
+Each row reports the mean time of its timed steps (or the median of its
+timed passes, as golora bench does) and the
+process's peak RSS (ru_maxrss), so run one row per process to compare memory
+(scripts/bench-compare.sh does). Output is one JSON object per row, one per
+line.
+
+  python3 tools/bench_torch.py --config tiny --mode lora --threads 2
+"""
+
+import argparse
+import json
+import math
+import resource
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# name: (layers, d, heads, context, batch, vocab), as golora bench
+CONFIGS = {
+    "tiny": (2, 64, 4, 64, 16, 96),
+    "small": (4, 128, 4, 128, 16, 96),
+    "gpt2-124M": (12, 768, 12, 256, 4, 50257),
+}
+STEPS = {"tiny": (3, 20), "small": (2, 10), "gpt2-124M": (1, 3)}  # warm-up, timed
+PASSES = {"tiny": (3, 50), "small": (3, 20), "gpt2-124M": (1, 5)}
+
+
+class CAttn(nn.Module):
+    """c_attn: x [N, d] -> q, k, v [N, d] each, with optional LoRA on q, v."""
+
+    def __init__(self, d, r=0, alpha=0.0):
+        super().__init__()
+        self.d = d
+        self.weight = nn.Parameter(torch.randn(d, 3 * d) * 0.02)  # [in, out], GPT-2's layout
+        self.bias = nn.Parameter(torch.zeros(3 * d))
+        self.r = r
+        if r:
+            self.scale = alpha / r
+            self.a_q = nn.Parameter(torch.randn(d, r) / math.sqrt(d))
+            self.b_q = nn.Parameter(torch.zeros(r, d))
+            self.a_v = nn.Parameter(torch.randn(d, r) / math.sqrt(d))
+            self.b_v = nn.Parameter(torch.zeros(r, d))
+
+    def forward(self, x):
+        q, k, v = torch.addmm(self.bias, x, self.weight).split(self.d, dim=1)
+        if self.r:
+            q = q + self.scale * ((x @ self.a_q) @ self.b_q)
+            v = v + self.scale * ((x @ self.a_v) @ self.b_v)
+        return q, k, v
+
+    @torch.no_grad()
+    def merge(self):
+        """W[:, q] += s*A_q@B_q and W[:, v] += s*A_v@B_v; drops the LoRA path."""
+        d = self.d
+        self.weight[:, :d] += self.scale * (self.a_q @ self.b_q)
+        self.weight[:, 2 * d:] += self.scale * (self.a_v @ self.b_v)
+        self.r = 0
+
+
+class Block(nn.Module):
+    def __init__(self, d, heads, r, alpha):
+        super().__init__()
+        self.heads = heads
+        self.ln_1 = nn.LayerNorm(d, eps=1e-5)
+        self.c_attn = CAttn(d, r, alpha)
+        self.c_proj = nn.Linear(d, d)
+        self.ln_2 = nn.LayerNorm(d, eps=1e-5)
+        self.c_fc = nn.Linear(d, 4 * d)
+        self.mlp_proj = nn.Linear(4 * d, d)
+
+    def attn(self, x, batch):
+        n, d = x.shape
+        t, h = n // batch, self.heads
+        q, k, v = self.c_attn(x)  # [B*T, d] each
+        q, k, v = (z.view(batch, t, h, d // h).transpose(1, 2) for z in (q, k, v))  # [B, h, T, hd]
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(d // h))  # [B, h, T, T]
+        mask = torch.ones(t, t, dtype=torch.bool).triu(1)
+        att = F.softmax(att.masked_fill(mask, float("-inf")), dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(n, d)  # heads merged: [B*T, d]
+        return self.c_proj(y)
+
+    def forward(self, x, batch):
+        x = x + self.attn(self.ln_1(x), batch)
+        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+
+
+class GPT(nn.Module):
+    def __init__(self, layers, d, heads, context, vocab, r=0, alpha=0.0):
+        super().__init__()
+        self.wte = nn.Parameter(torch.randn(vocab, d) * 0.02)
+        self.wpe = nn.Parameter(torch.randn(context, d) * 0.02)
+        self.h = nn.ModuleList(Block(d, heads, r, alpha) for _ in range(layers))
+        self.ln_f = nn.LayerNorm(d, eps=1e-5)
+
+    def forward(self, ids):  # ids [B, T] -> logits [B*T, V]
+        b, t = ids.shape
+        x = (self.wte[ids] + self.wpe[:t]).reshape(b * t, -1)
+        for blk in self.h:
+            x = blk(x, b)
+        return F.linear(self.ln_f(x), self.wte)  # tied head: x @ wte^T
+
+
+def build(name, lora):
+    layers, d, heads, ctx, _, vocab = CONFIGS[name]
+    torch.manual_seed(1)
+    return GPT(layers, d, heads, ctx, vocab, r=8 if lora else 0, alpha=16.0 if lora else 0.0)
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def train(name, lora, warmup, steps):
+    _, _, _, ctx, batch, vocab = CONFIGS[name]
+    model = build(name, lora)
+    if lora:
+        for n, p in model.named_parameters():
+            p.requires_grad = ".a_" in n or ".b_" in n
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.01},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.999), eps=1e-6)
+    gen = torch.Generator().manual_seed(2)
+    t0 = 0.0
+    for i in range(warmup + steps):
+        if i == warmup:
+            t0 = time.perf_counter()
+        toks = torch.randint(vocab, (batch, ctx + 1), generator=gen)
+        logits = model(toks[:, :-1])
+        loss = F.cross_entropy(logits, toks[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+    dt = (time.perf_counter() - t0) / steps
+    return {"ms_per_step": 1000 * dt, "tokens_per_sec": batch * ctx / dt,
+            "trainable_params": sum(p.numel() for p in params)}
+
+
+@torch.no_grad()
+def infer(name, mode, warmup, passes):
+    _, _, _, ctx, _, vocab = CONFIGS[name]
+    model = build(name, mode != "base").eval()
+    if mode != "base":
+        for blk in model.h:  # B starts at zero: give the adapter an effect
+            blk.c_attn.b_q.normal_(0, 0.02)
+            blk.c_attn.b_v.normal_(0, 0.02)
+    if mode == "merged":
+        for blk in model.h:
+            blk.c_attn.merge()
+    ids = torch.randint(vocab, (1, ctx), generator=torch.Generator().manual_seed(3))
+    for _ in range(warmup):
+        model(ids)
+    times = []
+    for _ in range(passes):
+        t0 = time.perf_counter()
+        model(ids)
+        times.append(1000 * (time.perf_counter() - t0))
+    return {"ms_per_pass": statistics.median(times)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", action="append", choices=sorted(CONFIGS), help="repeatable; default all")
+    ap.add_argument("--mode", action="append", choices=["lora", "full", "base", "unmerged", "merged"],
+                    help="repeatable; default all")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="intra-op threads")
+    ap.add_argument("--steps", type=int, default=0, help="timed steps or passes (0: per config)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    for name in args.config or list(CONFIGS):
+        for mode in args.mode or ["lora", "full", "base", "unmerged", "merged"]:
+            row = {"config": name, "mode": mode, "threads": args.threads, "torch": torch.__version__}
+            if mode in ("lora", "full"):
+                warm, steps = STEPS[name]
+                row.update(train(name, mode == "lora", warm, args.steps or steps))
+            else:
+                warm, passes = PASSES[name]
+                row.update(infer(name, mode, warm, args.steps or passes))
+            row["peak_rss_mib"] = peak_rss_mib()
+            print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
