@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -166,6 +167,90 @@ func benchInfer(b *testing.B, c config, mode string) {
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/pass")
 	b.ReportMetric(peak.stop(), "peak-heap-MiB")
 	b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
+}
+
+// BenchmarkLatency times batch-1 forward passes of the base model, the
+// model with an unmerged adapter and with the adapter merged, interleaved
+// in one process (one pass of each per iteration), and reports the median
+// of each: differences between processes and drift over time then cancel
+// out of the comparison. The adapter's B is random, so that it changes the
+// outputs.
+func BenchmarkLatency(b *testing.B) {
+	for _, c := range configs {
+		b.Run(c.name, func(b *testing.B) {
+			if c.slow && testing.Short() {
+				b.Skip("slow configuration; drop -short to run it")
+			}
+			modes := []string{"base", "unmerged", "merged"}
+			progs := make([]*graph.Program, len(modes))
+			for i, mode := range modes {
+				m := c.model(b)
+				if mode != "base" {
+					lm, err := lora.Inject(m, adapter())
+					if err != nil {
+						b.Fatal(err)
+					}
+					paths, err := lm.Paths(lm.Active())
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, path := range paths {
+						ad, err := lm.Adapter(path, lm.Active())
+						if err != nil {
+							b.Fatal(err)
+						}
+						for _, sl := range ad.Slices {
+							graph.InitNormal(sl.B, graph.NewRand(4), 0.02)
+						}
+					}
+					if mode == "merged" {
+						if err := lm.Merge(); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				bl := graph.NewBuilder(graph.Float32, 1)
+				ids := bl.IntConstant("ids", randomTokens(c.context, c.vocab, 3), c.context)
+				prog, err := bl.Compile(nil, m.Logits(bl, ids, 1, c.context))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer prog.Close()
+				prog.SetTraining(false)
+				for range c.inferWarmup {
+					if err := prog.Forward(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				progs[i] = prog
+			}
+			ms := make([][]float64, len(modes))
+			b.ResetTimer()
+			for range b.N {
+				for i, p := range progs {
+					t0 := time.Now()
+					if err := p.Forward(); err != nil {
+						b.Fatal(err)
+					}
+					ms[i] = append(ms[i], float64(time.Since(t0).Microseconds())/1000)
+				}
+			}
+			b.StopTimer()
+			for i, mode := range modes {
+				b.ReportMetric(median(ms[i]), mode+"-ms")
+			}
+		})
+	}
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // peakSampler records the largest Go heap (live and unswept objects) seen

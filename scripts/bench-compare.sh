@@ -13,12 +13,15 @@
 #       PyTorch's faster setting on a busy machine)
 #   -o  also write every raw row as JSON lines to this file
 #
-# golora's throughput and latency come from `golora bench --json` (one
-# process per configuration), its peak RSS from package benchmarks (one
-# process per training mode, once); PyTorch runs one process per row. golora
-# is built with -tags openblas when OpenBLAS is installed (scripts/setup.sh),
-# else with gonum's pure-Go BLAS. PyTorch comes from python3 (PYTHON
-# overrides), which must import torch.
+# golora's training throughput comes from `golora bench --json` (one process
+# per configuration), its latencies from package benchmarks' BenchmarkLatency
+# (base, unmerged and merged models run in turn in one process, so that drift
+# cannot bias their comparison; PyTorch's --mode latency does the same) and
+# its peak RSS from BenchmarkTrain (one process per training mode, once).
+# PyTorch runs one process per training row. golora is built with -tags
+# openblas when OpenBLAS is installed (scripts/setup.sh), else with gonum's
+# pure-Go BLAS. PyTorch comes from python3 (PYTHON overrides), which must
+# import torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +32,7 @@ while getopts "c:r:t:o:h" opt; do
     r) rounds=$OPTARG ;;
     t) threads=$OPTARG ;;
     o) out=$OPTARG ;;
-    *) sed -n '2,22p' "$0"; exit 2 ;;
+    *) sed -n '2,24p' "$0"; exit 2 ;;
   esac
 done
 
@@ -42,32 +45,44 @@ fi
 [ -n "$py" ] || { echo "bench-compare: no python3 that imports torch (set PYTHON)" >&2; exit 1; }
 
 tags=()
-if ldconfig -p 2>/dev/null | grep -q libopenblas; then tags=(-tags openblas); fi
+case "$(ldconfig -p 2>/dev/null || true)" in *libopenblas*) tags=(-tags openblas) ;; esac
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 go build "${tags[@]}" -o "$work/golora" ./cmd/golora
 go test -c "${tags[@]}" -o "$work/bench.test" ./benchmarks
 rows="$work/rows.jsonl"
 
-# passes CONFIG: batch-1 forward passes per latency figure, enough for a
-# stable median (merged and base run the same graph)
+# passes CONFIG: batch-1 forward passes per latency figure
 passes() {
-  case $1 in tiny) echo 100 ;; small) echo 40 ;; *) echo 8 ;; esac
+  case $1 in tiny) echo 200 ;; small) echo 60 ;; *) echo 8 ;; esac
 }
 
-# golora_rows CONFIG: `golora bench --json` as one JSON line per mode.
-golora_rows() {
-  GOMAXPROCS=$threads "$work/golora" bench --configs "$1" --latency-runs "$(passes "$1")" --json 2>/dev/null | "$py" -c '
+# golora_train CONFIG: the training rows of `golora bench --json`.
+golora_train() {
+  GOMAXPROCS=$threads "$work/golora" bench --configs "$1" --latency-runs 1 --json 2>/dev/null | "$py" -c '
 import json, sys
 threads = int(sys.argv[1])
 for c in json.load(sys.stdin)["configs"]:
-    base = {"side": "golora", "config": c["name"], "threads": threads}
     for mode in ("lora", "full"):
-        print(json.dumps(dict(base, mode=mode, tokens_per_sec=c[mode + "_tokens_per_sec"],
-                              ms_per_step=c[mode + "_ms_per_step"], peak_heap_mib=c[mode + "_peak_heap_mib"])))
-    for mode in ("base", "unmerged", "merged"):
-        print(json.dumps(dict(base, mode=mode, ms_per_pass=c["latency_" + mode + "_ms"])))
+        print(json.dumps({"side": "golora", "config": c["name"], "mode": mode, "threads": threads,
+                          "tokens_per_sec": c[mode + "_tokens_per_sec"], "ms_per_step": c[mode + "_ms_per_step"],
+                          "peak_heap_mib": c[mode + "_peak_heap_mib"]}))
 ' "$threads"
+}
+
+# golora_latency CONFIG: BenchmarkLatency, the three models in turn in one process.
+golora_latency() {
+  GOMAXPROCS=$threads "$work/bench.test" -test.run '^$' -test.bench "^BenchmarkLatency/$1\$" \
+    -test.benchtime "$(passes "$1")x" | "$py" -c '
+import json, sys
+cfg, threads = sys.argv[1], int(sys.argv[2])
+for line in sys.stdin:
+    f = line.split()
+    if line.startswith("Benchmark"):
+        for mode in ("base", "unmerged", "merged"):
+            ms = float(f[f.index(mode + "-ms") - 1])
+            print(json.dumps({"side": "golora", "config": cfg, "mode": mode, "threads": threads, "ms_per_pass": ms}))
+' "$1" "$threads"
 }
 
 # golora_rss CONFIG MODE: the peak RSS of one training run in its own process.
@@ -83,20 +98,20 @@ for line in sys.stdin:
 ' "$1" "$2"
 }
 
-torch_row() {
-  local steps=()
-  case $2 in base|unmerged|merged) steps=(--steps "$(passes "$1")") ;; esac
-  OMP_WAIT_POLICY=PASSIVE "$py" tools/bench_torch.py --config "$1" --mode "$2" --threads "$threads" "${steps[@]}" |
-    "$py" -c '
-import json, sys
-for line in sys.stdin:
-    print(json.dumps(dict(json.loads(line), side="pytorch")))
-'
+# torch_rows CONFIG: training rows (one process each) and the latency rows.
+torch_rows() {
+  local mode
+  for mode in lora full; do
+    OMP_WAIT_POLICY=PASSIVE "$py" tools/bench_torch.py --config "$1" --mode $mode --threads "$threads"
+  done
+  OMP_WAIT_POLICY=PASSIVE "$py" tools/bench_torch.py --config "$1" --mode latency --threads "$threads" \
+    --steps "$(passes "$1")"
 }
 
-torch_rows() {
-  for mode in lora full base unmerged merged; do torch_row "$1" "$mode"; done
-}
+golora_rows() { golora_train "$1"; golora_latency "$1"; }
+
+tag_pytorch() { "$py" -c 'import json, sys
+for line in sys.stdin: print(json.dumps(dict(json.loads(line), side="pytorch")))'; }
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs; threads $threads"
 echo "golora:  $(go version | cut -d' ' -f3), BLAS $([ ${#tags[@]} -gt 0 ] && echo openblas || echo gonum)"
@@ -106,9 +121,9 @@ for r in $(seq 1 "$rounds"); do
   for cfg in $configs; do
     echo "round $r/$rounds: $cfg" >&2
     if [ $((r % 2)) -eq 1 ]; then
-      golora_rows "$cfg" >>"$rows"; torch_rows "$cfg" >>"$rows"
+      golora_rows "$cfg" >>"$rows"; torch_rows "$cfg" | tag_pytorch >>"$rows"
     else
-      torch_rows "$cfg" >>"$rows"; golora_rows "$cfg" >>"$rows"
+      torch_rows "$cfg" | tag_pytorch >>"$rows"; golora_rows "$cfg" >>"$rows"
     fi
   done
 done

@@ -17,6 +17,9 @@ Rows it measures, one per --mode:
   base, unmerged,  latency of one batch-1 forward pass of a whole context
   merged           under torch.no_grad(): no adapter, an adapter with random
                    B, the same adapter merged into W
+  latency          the three latencies again, the three models built in one
+                   process and run in turn (as golora's BenchmarkLatency), so
+                   that drift over time does not bias their comparison
 
 Each row reports the mean time of its timed steps (or the median of its
 timed passes, as golora bench does) and the
@@ -162,8 +165,28 @@ def train(name, lora, warmup, steps):
 
 
 @torch.no_grad()
-def infer(name, mode, warmup, passes):
+def latency(name, warmup, passes):
+    """base, unmerged and merged latencies, one pass of each in turn."""
+    models = {}
+    for mode in ("base", "unmerged", "merged"):
+        models[mode] = prepare(name, mode)
     _, _, _, ctx, _, vocab = CONFIGS[name]
+    ids = torch.randint(vocab, (1, ctx), generator=torch.Generator().manual_seed(3))
+    for _ in range(warmup):
+        for m in models.values():
+            m(ids)
+    times = {mode: [] for mode in models}
+    for _ in range(passes):
+        for mode, m in models.items():
+            t0 = time.perf_counter()
+            m(ids)
+            times[mode].append(1000 * (time.perf_counter() - t0))
+    return {mode: statistics.median(t) for mode, t in times.items()}
+
+
+def prepare(name, mode):
+    """The model of an inference row: no adapter, an adapter with random B,
+    or that adapter merged into W."""
     model = build(name, mode != "base").eval()
     if mode != "base":
         for blk in model.h:  # B starts at zero: give the adapter an effect
@@ -172,6 +195,13 @@ def infer(name, mode, warmup, passes):
     if mode == "merged":
         for blk in model.h:
             blk.c_attn.merge()
+    return model
+
+
+@torch.no_grad()
+def infer(name, mode, warmup, passes):
+    _, _, _, ctx, _, vocab = CONFIGS[name]
+    model = prepare(name, mode)
     ids = torch.randint(vocab, (1, ctx), generator=torch.Generator().manual_seed(3))
     for _ in range(warmup):
         model(ids)
@@ -186,8 +216,9 @@ def infer(name, mode, warmup, passes):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", action="append", choices=sorted(CONFIGS), help="repeatable; default all")
-    ap.add_argument("--mode", action="append", choices=["lora", "full", "base", "unmerged", "merged"],
-                    help="repeatable; default all")
+    ap.add_argument("--mode", action="append", choices=["lora", "full", "base", "unmerged", "merged", "latency"],
+                    help="repeatable; default lora, full, base, unmerged, merged; latency times the last three "
+                         "interleaved in one process and prints three rows")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="intra-op threads")
     ap.add_argument("--steps", type=int, default=0, help="timed steps or passes (0: per config)")
     args = ap.parse_args()
@@ -195,6 +226,11 @@ def main():
     for name in args.config or list(CONFIGS):
         for mode in args.mode or ["lora", "full", "base", "unmerged", "merged"]:
             row = {"config": name, "mode": mode, "threads": args.threads, "torch": torch.__version__}
+            if mode == "latency":
+                warm, passes = PASSES[name]
+                for m, ms in latency(name, warm, args.steps or passes).items():
+                    print(json.dumps(dict(row, mode=m, ms_per_pass=ms, peak_rss_mib=peak_rss_mib())), flush=True)
+                continue
             if mode in ("lora", "full"):
                 warm, steps = STEPS[name]
                 row.update(train(name, mode == "lora", warm, args.steps or steps))
