@@ -70,8 +70,10 @@
 //
 // # Vector kernels
 //
-// On amd64 CPUs with AVX2 and FMA, the float32 exponentials of Softmax,
-// CausalSelfAttention and SoftmaxCrossEntropy and GELU's forward and
-// backward passes run eight lanes at a time (vmath_amd64.s, within 2 ulp of
-// float32 rounding); elsewhere the same maths runs in Go.
+// On amd64 CPUs with AVX2 and FMA (detected at start-up), float32 work runs
+// eight lanes at a time (vmath_amd64.s): the exponentials (within 2 ulp)
+// and row maxima of Softmax, CausalSelfAttention and SoftmaxCrossEntropy,
+// the softmax backward pass of the first two, GELU forward and backward,
+// and LayerNorm rows whose width is a multiple of 8; sums stay in float64.
+// Elsewhere the same maths runs in Go.
 package graph
