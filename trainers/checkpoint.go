@@ -83,7 +83,7 @@ func (t *Trainer) writeCheckpoint(path string, wrap func(io.Writer) io.Writer) e
 	if err != nil {
 		return fmt.Errorf("trainers: checkpoint %s: encode metadata: %w", path, err)
 	}
-	md := map[string]string{"format": CheckpointFormat, metaKey: string(js)}
+	md := safetensors.WithChecksums(map[string]string{"format": CheckpointFormat, metaKey: string(js)})
 	err = atomicfile.WriteFile(path, func(w io.Writer) error {
 		if wrap != nil {
 			w = wrap(w)

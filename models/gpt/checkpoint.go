@@ -366,7 +366,7 @@ func (m *Model) Save(dir string) error {
 		if err := os.WriteFile(filepath.Join(tmp, ConfigFile), config, 0o644); err != nil {
 			return err
 		}
-		return safetensors.WriteFile(filepath.Join(tmp, WeightsFile), tensors, map[string]string{"format": "pt"})
+		return safetensors.WriteFile(filepath.Join(tmp, WeightsFile), tensors, safetensors.WithChecksums(map[string]string{"format": "pt"}))
 	})
 	if err != nil {
 		return fmt.Errorf("gpt: save: %w", err)

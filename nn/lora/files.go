@@ -192,7 +192,7 @@ func (m *Model) Save(dir, name string) error {
 		return fmt.Errorf("lora: save %s: %w", dir, err)
 	}
 	var weights bytes.Buffer
-	if err := safetensors.Write(&weights, tensors, map[string]string{"format": "pt"}); err != nil {
+	if err := safetensors.Write(&weights, tensors, safetensors.WithChecksums(map[string]string{"format": "pt"})); err != nil {
 		return fmt.Errorf("lora: save %s: %w", dir, err)
 	}
 	err = atomicfile.ReplaceDir(dir, func(tmp string) error {
