@@ -137,6 +137,17 @@ func (t *trainFlags) register(f *flags, lrHelp string) {
 	f.BoolVar(&t.quiet, "quiet", false, "no progress output")
 }
 
+// guard refuses outputs (--out, --checkpoint, --metrics) that would
+// overwrite or delete an input (--base, --data, --valid, --resume); the
+// checkpoint may be the file resumed from.
+func (t *trainFlags) guard(out, base string) error {
+	ins := []flagPath{{"base", base}, {"data", t.data}, {"valid", t.valid}}
+	if err := guardOutputs([]flagPath{{"out", out}}, append(ins, flagPath{"resume", t.resume})); err != nil {
+		return err
+	}
+	return guardOutputs([]flagPath{{"checkpoint", t.checkpoint}, {"metrics", t.metrics}}, ins)
+}
+
 // config checks the training flags and returns the trainer configuration
 // for a model whose context is blockSize, writing to the folder out.
 func (t *trainFlags) config(blockSize int, lr float64, out string) (trainers.Config, error) {
@@ -192,7 +203,7 @@ func (t *trainFlags) config(blockSize int, lr float64, out string) (trainers.Con
 		return c, usagef("--checkpoint-every needs --checkpoint FILE")
 	}
 	for _, f := range []struct{ name, path string }{{"checkpoint", ckpt}, {"metrics", t.metrics}} {
-		if f.path != "" && out != "" && filepath.Clean(filepath.Dir(f.path)) == filepath.Clean(out) {
+		if f.path != "" && out != "" && (filepath.Clean(filepath.Dir(f.path)) == filepath.Clean(out) || inside(resolvePath(f.path), resolvePath(out))) {
 			return c, usagef("--%s %s: put it outside --out %s, which holds only the model or adapter files", f.name, f.path, out)
 		}
 	}

@@ -34,6 +34,9 @@ func runDemo(c *cli, args []string) error {
 	if err := f.noArgs(pos); err != nil {
 		return err
 	}
+	if err := guardOutputs([]flagPath{{"out", out}}, []flagPath{{"goroot", goroot}}); err != nil {
+		return err
+	}
 	if err := checkOutputDir("out", out, demoFile); err != nil {
 		return err
 	}

@@ -124,6 +124,12 @@ func runMerge(c *cli, args []string) error {
 	if err := need("adapter", adapter); err != nil {
 		return err
 	}
+	// Merging must never modify its inputs: not the base folder (merging
+	// into it would apply the adapter twice on the next load), not the
+	// adapter.
+	if err := guardOutputs([]flagPath{{"out", out}}, []flagPath{{"base", base}, {"adapter", adapter}}); err != nil {
+		return err
+	}
 	if err := checkOutputDir("out", out, only(gpt.ConfigFile, gpt.WeightsFile)); err != nil {
 		return err
 	}

@@ -73,6 +73,9 @@ func runPretrain(c *cli, args []string) error {
 	if err := need("data", t.data); err != nil {
 		return err
 	}
+	if err := t.guard(out, ""); err != nil {
+		return err
+	}
 	if err := checkOutputDir("out", out, only(gpt.ConfigFile, gpt.WeightsFile)); err != nil {
 		return err
 	}
@@ -152,6 +155,9 @@ func runFinetune(c *cli, args []string) error {
 	allowed := only(lora.ConfigFile, lora.WeightsFile)
 	if full {
 		allowed = only(gpt.ConfigFile, gpt.WeightsFile)
+	}
+	if err := t.guard(out, base); err != nil {
+		return err
 	}
 	if err := checkOutputDir("out", out, allowed); err != nil {
 		return err
