@@ -58,6 +58,9 @@ func runEval(c *cli, args []string) error {
 	if ctx, err = contextFlag(ctx, m); err != nil {
 		return err
 	}
+	if err := checkEvalMemory(m.Config(), batch, ctx); err != nil {
+		return err
+	}
 	if _, err := loadAdapter(m, adapter); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -127,5 +128,76 @@ func TestMergeNeverModifiesInputs(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, lora.ConfigFile)); err == nil {
 		t.Error("the merged folder holds an adapter config")
+	}
+}
+
+// process runs the command as a separate process (the test binary in
+// command mode), with extra environment variables, so that a Go runtime
+// fatal error would show as such instead of killing the test.
+func process(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(append(os.Environ(), envMain+"=1"), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{code, out.String(), errb.String()}
+}
+
+// noCrash fails when stderr shows a Go panic or runtime fatal error.
+func noCrash(t *testing.T, r result) {
+	t.Helper()
+	for _, s := range []string{"fatal error", "panic:", "goroutine ", "runtime error"} {
+		if strings.Contains(r.stderr, s) {
+			t.Fatalf("the command crashed (%q):\n%s", s, r.stderr)
+		}
+	}
+}
+
+// TestGenerateBounded: generation requests beyond what the model allows or
+// the memory holds get one clear line and exit code 2, never a runtime fatal
+// error (--beams 100000 used to die with "fatal error: out of memory").
+func TestGenerateBounded(t *testing.T) {
+	f := getFixture(t)
+	cases := []struct {
+		name string
+		env  []string
+		args []string
+		want []string
+	}{
+		{"beams beyond the vocabulary", nil, []string{"--beams", "100000"}, []string{"--beams 100000", "at most 257"}},
+		{"beams at the int limit", nil, []string{"--beams", "9223372036854775807"}, []string{"--beams 9223372036854775807"}},
+		{"beams beyond int", nil, []string{"--beams", "99999999999999999999"}, []string{"-beams", "out of range"}},
+		{"memory: beams", []string{"GOMEMLIMIT=1MiB"}, []string{"--beams", "200"}, []string{"--beams 200", "needs about", "lower --beams or --max-new-tokens"}},
+		{"memory: any generation under a 1 MiB GOMEMLIMIT", []string{"GOMEMLIMIT=1MiB"}, []string{"--max-new-tokens", "32"}, []string{"needs about", "available"}},
+		{"max new tokens beyond the context", nil, []string{"--max-new-tokens", "1000000"}, []string{"--max-new-tokens 1000000", "at most 32"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"generate", "--base", f.base, "--prompt", "The cat"}, c.args...)
+			r := process(t, c.env, args...)
+			noCrash(t, r)
+			line := strings.TrimSuffix(r.stderr, "\n")
+			if r.code != 2 || strings.Contains(line, "\n") || r.stdout != "" {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want 2 and one line", r.code, r.stdout, r.stderr)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(line, w) {
+					t.Errorf("%q lacks %q", line, w)
+				}
+			}
+		})
+	}
+	// The largest request the vocabulary allows runs when memory allows.
+	r := process(t, nil, "generate", "--base", f.base, "--prompt", "The cat", "--beams", "257", "--max-new-tokens", "4")
+	noCrash(t, r)
+	if r.code != 0 {
+		t.Errorf("--beams 257: exit %d, %s", r.code, r.stderr)
 	}
 }

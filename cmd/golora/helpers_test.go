@@ -61,7 +61,14 @@ func tinyModel(d int) []string {
 		"--context", "16", "--batch", "4", "--quiet"}
 }
 
+// envMain makes the test binary run as the golora command itself (see
+// goloraBinary), so that tests can run it as a separate process.
+const envMain = "GOLORA_TEST_AS_COMMAND"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(envMain) == "1" {
+		main()
+	}
 	code := m.Run()
 	if fix.dir != "" {
 		os.RemoveAll(fix.dir)

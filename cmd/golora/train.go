@@ -83,6 +83,9 @@ func runPretrain(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkTrainMemory(cfg, tc, int(cfg.ModelBytes(1)), true); err != nil {
+		return err
+	}
 	tok, err := gpt.NewTokenizer(cfg.Tokenizer)
 	if err != nil {
 		return err
@@ -184,6 +187,15 @@ func runFinetune(c *cli, args []string) error {
 		if lm, err = lora.Inject(m, lc); err != nil {
 			return fmt.Errorf("--targets %s: %w", targets, err)
 		}
+	}
+	trainable := 0
+	for _, p := range m.Params() {
+		if p.Trainable {
+			trainable += p.Len()
+		}
+	}
+	if err := checkTrainMemory(m.Config(), tc, trainable, false); err != nil {
+		return err
 	}
 	train, valid, format, err := t.datasets(tok, tc.Context)
 	if err != nil {
