@@ -632,7 +632,7 @@ func TestProgressLines(t *testing.T) {
 	if len(lines) != 12 || strings.Contains(b.String(), "\r") {
 		t.Fatalf("progress wrote %d lines:\n%s", len(lines), b.String())
 	}
-	if !strings.HasPrefix(lines[len(lines)-1], "run: 20/20 loss 1.5000 valid 1.2500") {
+	if !strings.HasPrefix(lines[len(lines)-1], "run: 20/20 loss 1.5000 valid 1.2500 (step 10)") {
 		t.Errorf("last line %q", lines[len(lines)-1])
 	}
 	if newProgress(&b, "run", true) != nil {

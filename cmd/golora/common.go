@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"strings"
 
 	"github.com/golora/golora/experiments"
 	"github.com/golora/golora/graph"
@@ -107,7 +108,14 @@ type trainFlags struct {
 	checkpointEvery          int
 	metrics                  string
 	jsonOut, quiet           bool
+	validTokens              int
+	force                    bool
 }
+
+// defaultValidTokens caps each validation: enough tokens for a loss
+// estimate good to about 1% on small models, few enough that a validation
+// takes seconds on a CPU.
+const defaultValidTokens = 65536
 
 // register adds the training flags; lrHelp documents --lr's default.
 func (t *trainFlags) register(f *flags, lrHelp string) {
@@ -128,11 +136,13 @@ func (t *trainFlags) register(f *flags, lrHelp string) {
 	f.Float64Var(&t.maxGradNorm, "max-grad-norm", 1, "clip the gradient norm to this (0: no clipping)")
 	f.Float64Var(&t.labelSmoothing, "label-smoothing", 0, "label smoothing of the training loss")
 	f.IntVar(&t.evalEvery, "eval-every", 0, "validate every N steps (0: only at the end)")
+	f.IntVar(&t.validTokens, "valid-tokens", defaultValidTokens, "score at most this many validation tokens per validation, on evenly spaced examples (0: all)")
 	f.Uint64Var(&t.seed, "seed", 1, "seed of the initialisation, data order and dropout")
 	f.StringVar(&t.checkpoint, "checkpoint", "", "write a resumable checkpoint to this .safetensors `FILE` at the end, every --checkpoint-every steps and on Ctrl-C")
 	f.IntVar(&t.checkpointEvery, "checkpoint-every", 0, "checkpoint interval in steps (needs --checkpoint)")
 	f.StringVar(&t.resume, "resume", "", "continue the run saved in this checkpoint `FILE` (same data, seed and options; checkpoints go on to it unless --checkpoint says otherwise)")
-	f.StringVar(&t.metrics, "metrics", "", "write training metrics as JSON lines to this `FILE` when training ends")
+	f.StringVar(&t.metrics, "metrics", "", "write training metrics as JSON lines to this `FILE` when training ends (with --resume, the history goes on)")
+	f.BoolVar(&t.force, "force", false, "go ahead where golora would refuse: --resume with another --steps, --seed, --batch, --context or data, a --rank above a layer's width")
 	f.BoolVar(&t.jsonOut, "json", false, "print the result as JSON")
 	f.BoolVar(&t.quiet, "quiet", false, "no progress output")
 }
@@ -183,6 +193,8 @@ func (t *trainFlags) config(blockSize int, lr float64, out string) (trainers.Con
 		return c, bad("eval-every", t.evalEvery, "≥ 0")
 	case t.checkpointEvery < 0:
 		return c, bad("checkpoint-every", t.checkpointEvery, "≥ 0")
+	case t.validTokens < 0:
+		return c, bad("valid-tokens", t.validTokens, "≥ 0 (0: all)")
 	}
 	switch t.schedule {
 	case trainers.ScheduleConstant, trainers.ScheduleLinear, trainers.ScheduleCosine:
@@ -241,39 +253,44 @@ func (t *trainFlags) datasets(tok gpt.Tokenizer, ctx int) (train, valid trainers
 			return nil, nil, "", fmt.Errorf("--valid-fraction: %w", err)
 		}
 	}
-	return train, valid, format, nil
+	return train, trainers.CapTokens(valid, t.validTokens), format, nil
 }
 
 // trainSummary is what pretrain and finetune print.
 type trainSummary struct {
-	Out             string  `json:"out"`
-	Kind            string  `json:"kind"` // "model" or "adapter"
-	Format          string  `json:"data_format"`
-	Steps           int     `json:"steps"`
-	TrainLoss       float64 `json:"train_loss"` // mean of the last 10 steps
-	ValidLoss       float64 `json:"valid_loss,omitempty"`
-	ValidPerplexity float64 `json:"valid_perplexity,omitempty"`
-	TrainableParams int     `json:"trainable_params"`
-	AllParams       int     `json:"all_params"`
-	TrainablePct    float64 `json:"trainable_percent"`
-	Tokens          int64   `json:"tokens"`
-	Seconds         float64 `json:"seconds"`
-	TokensPerSec    float64 `json:"tokens_per_sec"`
-	Checkpoint      string  `json:"checkpoint,omitempty"`
+	Out             string   `json:"out"`
+	Kind            string   `json:"kind"` // "model" or "adapter"
+	Format          string   `json:"data_format"`
+	Steps           int      `json:"steps"`                // steps done in all
+	RunSteps        int      `json:"steps_run"`            // steps this command ran (fewer after --resume)
+	TrainLoss       *float64 `json:"train_loss,omitempty"` // mean of the last 10 steps run; absent when none ran
+	ValidLoss       float64  `json:"valid_loss,omitempty"`
+	ValidPerplexity float64  `json:"valid_perplexity,omitempty"`
+	ValidTokens     float64  `json:"valid_tokens,omitempty"` // tokens the last validation scored
+	TrainableParams int      `json:"trainable_params"`
+	AllParams       int      `json:"all_params"`
+	TrainablePct    float64  `json:"trainable_percent"`
+	Tokens          int64    `json:"tokens"`
+	Seconds         float64  `json:"seconds"`
+	TokensPerSec    float64  `json:"tokens_per_sec"`
+	Checkpoint      string   `json:"checkpoint,omitempty"`
 }
 
 // summarize fills a trainSummary from a training result.
 func summarize(res trainers.Result, params []*graph.Param) trainSummary {
-	s := trainSummary{Steps: res.Steps, Tokens: res.Tokens, Seconds: res.Elapsed.Seconds(),
-		ValidLoss: res.Valid.Loss, ValidPerplexity: res.Valid.Perplexity}
+	s := trainSummary{Steps: res.Steps, RunSteps: res.Steps - res.FirstStep, Tokens: res.Tokens, Seconds: res.Elapsed.Seconds(),
+		ValidLoss: res.Valid.Loss, ValidPerplexity: res.Valid.Perplexity, ValidTokens: res.Valid.Tokens}
 	if n := len(res.Losses); n > 0 {
 		k := min(10, n)
+		mean := 0.0
 		for _, l := range res.Losses[n-k:] {
-			s.TrainLoss += l / float64(k)
+			mean += l / float64(k)
 		}
+		s.TrainLoss = &mean
 	}
-	if s.Seconds > 0 {
-		s.TokensPerSec = float64(res.Tokens) / s.Seconds
+	// Throughput of training alone: validation time left out.
+	if train := (res.Elapsed - res.EvalTime).Seconds(); train > 0 {
+		s.TokensPerSec = float64(res.Tokens) / train
 	}
 	for _, p := range params {
 		s.AllParams += p.Len()
@@ -293,13 +310,22 @@ func (s trainSummary) print(w io.Writer, asJSON bool) error {
 		return writeJSON(w, s)
 	}
 	fmt.Fprintf(w, "wrote %s %s\n", s.Kind, s.Out)
-	fmt.Fprintf(w, "steps %d, %d tokens in %.1fs (%.0f tokens/s), trainable params %d of %d (%.2f%%)\n",
-		s.Steps, s.Tokens, s.Seconds, s.TokensPerSec, s.TrainableParams, s.AllParams, s.TrainablePct)
-	fmt.Fprintf(w, "train loss %.4f", s.TrainLoss)
-	if s.ValidLoss != 0 {
-		fmt.Fprintf(w, ", validation loss %.4f (perplexity %.2f)", s.ValidLoss, s.ValidPerplexity)
+	steps := fmt.Sprint(s.Steps)
+	if s.RunSteps != s.Steps {
+		steps = fmt.Sprintf("%d (%d in this run)", s.Steps, s.RunSteps)
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, "steps %s, %d tokens in %.1fs (%.0f tokens/s training), trainable params %d of %d (%.2f%%)\n",
+		steps, s.Tokens, s.Seconds, s.TokensPerSec, s.TrainableParams, s.AllParams, s.TrainablePct)
+	var parts []string
+	if s.TrainLoss != nil {
+		parts = append(parts, fmt.Sprintf("train loss %.4f", *s.TrainLoss))
+	} else {
+		parts = append(parts, fmt.Sprintf("no training steps run (the checkpoint had done all %d)", s.Steps))
+	}
+	if s.ValidLoss != 0 {
+		parts = append(parts, fmt.Sprintf("validation loss %.4f (perplexity %.2f)", s.ValidLoss, s.ValidPerplexity))
+	}
+	fmt.Fprintln(w, strings.Join(parts, ", "))
 	if s.Checkpoint != "" {
 		fmt.Fprintf(w, "checkpoint %s\n", s.Checkpoint)
 	}

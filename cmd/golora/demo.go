@@ -121,7 +121,7 @@ func (p *demoProgress) event(e experiments.DemoEvent) {
 			p.bar = newProgress(p.c.stderr, e.Stage, false)
 		}
 		if e.ValidLoss != 0 {
-			p.bar.valid = e.ValidLoss
+			p.bar.valid, p.bar.validStep = e.ValidLoss, e.Step
 			return
 		}
 		p.bar.step(e.Step, e.Total, e.Loss, e.TokensPerSec)

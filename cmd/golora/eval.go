@@ -17,6 +17,7 @@ type evalResult struct {
 	Format     string  `json:"data_format"`
 	Loss       float64 `json:"loss"`
 	Perplexity float64 `json:"perplexity"`
+	Split      string  `json:"split"`
 	Tokens     float64 `json:"tokens"`
 	Examples   int     `json:"examples"`
 }
@@ -25,8 +26,10 @@ func runEval(c *cli, args []string) error {
 	f := newFlags(c, "--base MODEL_DIR [--adapter ADAPTER_DIR] --data PATH [--json]",
 		"Prints the mean cross-entropy (nats per token) and perplexity of the model, with the\nadapter when one is given, on every loss token of --data: plain text cut into windows\nof --context tokens, or context||completion lines scored on the completion.",
 		"golora eval --base nano-model --adapter e2e-adapter --data valid.txt --json")
-	var base, adapter, data, format string
-	var batch, ctx int
+	var base, adapter, data, format, split string
+	var batch, ctx, validTokens int
+	var validFraction float64
+	var seed uint64
 	var asJSON bool
 	f.StringVar(&base, "base", "", "`MODEL_DIR`: base model folder")
 	f.StringVar(&adapter, "adapter", "", "`ADAPTER_DIR`: adapter folder to apply")
@@ -34,6 +37,10 @@ func runEval(c *cli, args []string) error {
 	f.StringVar(&format, "format", "auto", "data format: auto, text or completions")
 	f.IntVar(&batch, "batch", 8, "sequences per forward pass")
 	f.IntVar(&ctx, "context", 0, "tokens per sequence (0: the model's context, at most 128)")
+	f.StringVar(&split, "split", "all", "the examples to score: all, or the train or valid part of finetune's --valid-fraction split\n(give the --seed, --valid-fraction and --context the training used)")
+	f.Float64Var(&validFraction, "valid-fraction", 0.1, "with --split: the share finetune held out")
+	f.Uint64Var(&seed, "seed", 1, "with --split: the seed of the split")
+	f.IntVar(&validTokens, "valid-tokens", 0, "with --split valid: score at most this many tokens, on evenly spaced examples, as finetune's\nvalidation does (default 65536 with --split valid, like finetune's; 0: all)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	pos, err := f.parse(args)
 	if err != nil {
@@ -44,6 +51,20 @@ func runEval(c *cli, args []string) error {
 	}
 	if batch < 1 {
 		return usagef("--batch %d: want ≥ 1", batch)
+	}
+	switch split {
+	case "all", "train", "valid":
+	default:
+		return usagef("--split %q: want all, train or valid", split)
+	}
+	if split != "all" && !(validFraction > 0 && validFraction < 1) {
+		return usagef("--valid-fraction %v: want in (0, 1) with --split %s", validFraction, split)
+	}
+	if validTokens < 0 {
+		return usagef("--valid-tokens %d: want ≥ 0 (0: all)", validTokens)
+	}
+	if !flagGiven(f, "valid-tokens") && split == "valid" {
+		validTokens = defaultValidTokens
 	}
 	if err := need("base", base); err != nil {
 		return err
@@ -68,11 +89,32 @@ func runEval(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	r, err := evaluate(m, ds, batch, ctx)
+	if split != "all" {
+		// Exactly finetune's split: the same loader, context, fraction and
+		// seed give the same examples on each side.
+		if ds.Len() < 2 {
+			return fmt.Errorf("--split %s: --data %s has %d example, too few to split", split, data, ds.Len())
+		}
+		tr, va, err := trainers.Split(ds, validFraction, seed)
+		if err != nil {
+			return fmt.Errorf("--valid-fraction: %w", err)
+		}
+		ds = tr
+		if split == "valid" {
+			ds = trainers.CapTokens(va, validTokens)
+		}
+	}
+	var onProgress func(trainers.EvalProgress)
+	if isTerminal(c.stderr) { // a bar on a terminal; nothing in logs and pipes
+		bar := newProgress(c.stderr, "eval", false)
+		onProgress = bar.evalProgress
+		defer bar.endLine()
+	}
+	r, err := evaluate(m, ds, batch, ctx, onProgress)
 	if err != nil {
 		return err
 	}
-	out := evalResult{Base: base, Adapter: adapter, Data: data, Format: fm,
+	out := evalResult{Base: base, Adapter: adapter, Data: data, Format: fm, Split: split,
 		Loss: r.Loss, Perplexity: r.Perplexity, Tokens: r.Tokens, Examples: r.Examples}
 	if asJSON {
 		return writeJSON(c.stdout, out)
@@ -94,10 +136,12 @@ func contextFlag(ctx int, m *gpt.Model) (int, error) {
 	return ctx, nil
 }
 
-// evaluate scores ds with m as it is (adapters included).
-func evaluate(m *gpt.Model, ds trainers.Dataset, batch, ctx int) (trainers.EvalResult, error) {
+// evaluate scores ds with m as it is (adapters included), reporting its
+// progress to progress (nil: none).
+func evaluate(m *gpt.Model, ds trainers.Dataset, batch, ctx int, progress func(trainers.EvalProgress)) (trainers.EvalResult, error) {
 	tc := trainers.DefaultConfig()
 	tc.Batch, tc.EvalBatch, tc.Context = batch, batch, ctx
+	tc.Observer.OnEvalProgress = progress
 	ev, err := trainers.New(m, tc)
 	if err != nil {
 		return trainers.EvalResult{}, err

@@ -94,6 +94,14 @@ func (f *flags) help(w io.Writer) {
 	}
 }
 
+// flagGiven reports whether the flag called name was set on the command
+// line.
+func flagGiven(f *flags, name string) bool {
+	given := false
+	f.Visit(func(fl *flag.Flag) { given = given || fl.Name == name })
+	return given
+}
+
 // listFlag is a flag that may be given several times.
 type listFlag []string
 

@@ -101,7 +101,7 @@ func runPretrain(c *cli, args []string) error {
 	if err := m.Init(graph.NewRand(t.seed)); err != nil {
 		return err
 	}
-	res, err := trainModel(c, &t, m, tc, train, valid, "pretrain")
+	res, err := trainModel(c, &t, m, tc, train, valid, "pretrain", out)
 	if err != nil {
 		return err
 	}
@@ -201,7 +201,7 @@ func runFinetune(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := trainModel(c, &t, m, tc, train, valid, "finetune")
+	res, err := trainModel(c, &t, m, tc, train, valid, "finetune", out)
 	if err != nil {
 		return err
 	}
@@ -263,15 +263,19 @@ func loraFlags(rank int, alpha, dropout float64, targets, bias, init string, rsl
 }
 
 // trainModel trains m's trainable parameters with the options of t,
-// drawing progress on stderr. Ctrl-C stops after the current step (writing
-// the checkpoint when one is configured).
-func trainModel(c *cli, t *trainFlags, m *gpt.Model, tc trainers.Config, train, valid trainers.Dataset, label string) (trainers.Result, error) {
+// drawing progress on stderr, for the command writing to out. Ctrl-C stops
+// after the current step (writing the checkpoint when one is configured).
+func trainModel(c *cli, t *trainFlags, m *gpt.Model, tc trainers.Config, train, valid trainers.Dataset, label, out string) (trainers.Result, error) {
 	var metrics bytes.Buffer
 	if t.metrics != "" {
 		tc.Metrics = &metrics
 	}
 	bar := newProgress(c.stderr, label, t.quiet)
 	tc.Observer = bar.observer()
+	tc.DataID = trainers.Fingerprint(train)
+	if err := removeStale(bar, label, tc.CheckpointPath, t.metrics, out); err != nil {
+		return trainers.Result{}, err
+	}
 	tr, err := trainers.New(m, tc)
 	if err != nil {
 		return trainers.Result{}, err
@@ -281,28 +285,45 @@ func trainModel(c *cli, t *trainFlags, m *gpt.Model, tc trainers.Config, train, 
 		if err := checkInputFile("resume", t.resume); err != nil {
 			return trainers.Result{}, err
 		}
+		meta, err := trainers.ReadCheckpointMeta(t.resume)
+		if err != nil {
+			return trainers.Result{}, fmt.Errorf("--resume %s: %w", t.resume, err)
+		}
+		if err := checkResume(t, tc, tr.Schedule(train.Len()).Total, meta); err != nil {
+			return trainers.Result{}, err
+		}
 		if err := tr.Resume(t.resume); err != nil {
 			return trainers.Result{}, fmt.Errorf("--resume %s: %w", t.resume, err)
 		}
+		bar.resumed(tr.Step())
 		bar.message("%s: resumed at step %d from %s", label, tr.Step(), t.resume)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := tr.TrainContext(ctx, train, valid)
+	res, trainErr := tr.TrainContext(ctx, train, valid)
 	bar.endLine()
-	if err != nil {
-		if errors.Is(err, context.Canceled) && tc.CheckpointPath != "" {
-			return res, fmt.Errorf("%w; continue with --resume %s", err, tc.CheckpointPath)
-		}
-		return res, err
+	stopped := errors.Is(trainErr, context.Canceled) && tc.CheckpointPath != ""
+	if trainErr != nil && !stopped {
+		return res, trainErr
 	}
 	if t.metrics != "" {
+		// On resume the history goes on from the checkpoint's step; after
+		// Ctrl-C it is written up to the checkpoint just saved.
+		b := metrics.Bytes()
+		if t.resume != "" {
+			if b, err = mergeMetrics(t.metrics, res.FirstStep, b); err != nil {
+				return res, fmt.Errorf("--metrics %s: %w", t.metrics, err)
+			}
+		}
 		if err := makeParent(t.metrics); err != nil {
 			return res, err
 		}
-		if err := writeFileAtomic(t.metrics, metrics.Bytes()); err != nil {
+		if err := writeFileAtomic(t.metrics, b); err != nil {
 			return res, fmt.Errorf("--metrics %s: %w", t.metrics, err)
 		}
+	}
+	if stopped {
+		return res, fmt.Errorf("%w; continue with --resume %s", trainErr, tc.CheckpointPath)
 	}
 	return res, nil
 }
