@@ -4,7 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 )
+
+// ErrOtherModel is wrapped by the error of Resume when the checkpoint's
+// tensors are not the model's trainable parameters (another base model, or
+// other adapter settings), as opposed to a damaged or unreadable file.
+var ErrOtherModel = errors.New("checkpoint made for another model")
 
 // Fingerprint identifies the contents of a dataset: a SHA-256 over its
 // examples in order (each one's prompt length and tokens), as 32 hex digits.

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -47,9 +49,35 @@ func loadAdapter(m *gpt.Model, dir string) (*lora.Model, error) {
 	}
 	lm, err := lora.Load(m, dir)
 	if err != nil {
-		return nil, fmt.Errorf("--adapter %s: %w", dir, err)
+		return nil, adapterError(dir, err)
 	}
 	return lm, nil
+}
+
+// adapterError names the --adapter folder dir in a load error, and says in
+// words when the adapter was made for another base.
+func adapterError(dir string, err error) error {
+	if errors.Is(err, lora.ErrOtherBase) {
+		made := ""
+		var c struct {
+			Base string `json:"base_model_name_or_path"`
+		}
+		if b, rerr := os.ReadFile(filepath.Join(dir, lora.ConfigFile)); rerr == nil && json.Unmarshal(b, &c) == nil && c.Base != "" {
+			made = fmt.Sprintf(" (its config names %s)", c.Base)
+		}
+		return fmt.Errorf("--adapter %s was made for another base than this one%s: %s", dir, made, after(err, lora.ErrOtherBase))
+	}
+	return fmt.Errorf("--adapter %s: %w", dir, err)
+}
+
+// after returns the part of err's message that follows sentinel's (the
+// details), or the whole message.
+func after(err, sentinel error) string {
+	msg, key := err.Error(), sentinel.Error()+": "
+	if i := strings.Index(msg, key); i >= 0 {
+		return msg[i+len(key):]
+	}
+	return msg
 }
 
 // loadDataFlag reads the data file given to flag for a model with tokenizer

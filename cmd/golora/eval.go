@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/golora/golora/models/gpt"
+	"github.com/golora/golora/nn/lora"
 	"github.com/golora/golora/trainers"
 )
 
@@ -187,6 +188,16 @@ func runMerge(c *cli, args []string) error {
 	lm, err := loadAdapter(m, adapter)
 	if err != nil {
 		return err
+	}
+	// GPT-2's output head is the token embedding's table, so merging an
+	// update of wte would change the head too: refuse it in the flags'
+	// words (the library's error names its Go switch).
+	if paths, err := lm.Paths(lora.DefaultAdapter); err == nil {
+		for _, p := range paths {
+			if _, ok := lm.Layer(p).(*lora.Embedding); ok {
+				return fmt.Errorf("--adapter %s adapts the token embedding %s, whose table GPT-2's output head shares: merging it would change the head too; use the adapter unmerged (eval or generate --adapter), or train it without wte in --targets", adapter, p)
+			}
+		}
 	}
 	if err := lm.MergeAndUnload(); err != nil {
 		return fmt.Errorf("--adapter %s: %w", adapter, err)

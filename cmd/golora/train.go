@@ -67,7 +67,8 @@ func runPretrain(c *cli, args []string) error {
 		}
 		cfg.EmbdDropout, cfg.ResidDropout, cfg.AttnDropout = dropout, dropout, dropout
 	}
-	if err := cfg.Validate(); err != nil {
+	given := map[string]bool{"layers": layers > 0, "heads": heads > 0, "embd": embd > 0, "block-size": blockSize > 0, "dropout": dropout != -1}
+	if err := cfg.ValidateAs(presetFlagName(preset, given)); err != nil {
 		return usageError{err}
 	}
 	if err := need("data", t.data); err != nil {
@@ -187,6 +188,10 @@ func runFinetune(c *cli, args []string) error {
 		if lm, err = lora.Inject(m, lc); err != nil {
 			return fmt.Errorf("--targets %s: %w", targets, err)
 		}
+		if err := checkRank(lm, rank, t.force); err != nil {
+			return err
+		}
+		warnTrainableShare(c, m.Params())
 	}
 	trainable := 0
 	for _, p := range m.Params() {
@@ -293,6 +298,9 @@ func trainModel(c *cli, t *trainFlags, m *gpt.Model, tc trainers.Config, train, 
 			return trainers.Result{}, err
 		}
 		if err := tr.Resume(t.resume); err != nil {
+			if errors.Is(err, trainers.ErrOtherModel) {
+				return trainers.Result{}, fmt.Errorf("--resume %s was made for another base or other adapter flags (--targets, --rank, --full): %s", t.resume, after(err, trainers.ErrOtherModel))
+			}
 			return trainers.Result{}, fmt.Errorf("--resume %s: %w", t.resume, err)
 		}
 		bar.resumed(tr.Step())
@@ -326,4 +334,22 @@ func trainModel(c *cli, t *trainFlags, m *gpt.Model, tc trainers.Config, train, 
 		return res, fmt.Errorf("%w; continue with --resume %s", trainErr, tc.CheckpointPath)
 	}
 	return res, nil
+}
+
+// presetFlagName renders a model Config field as pretrain's flag, noting
+// values that come from the preset rather than the command line:
+// "--embd 50", "--embd 48 (preset nano's)".
+func presetFlagName(preset string, given map[string]bool) func(string, any) string {
+	flags := map[string]string{"NLayer": "layers", "NHead": "heads", "NEmbd": "embd", "BlockSize": "block-size",
+		"EmbdDropout": "dropout", "ResidDropout": "dropout", "AttnDropout": "dropout"}
+	return func(field string, v any) string {
+		name, ok := flags[field]
+		if !ok {
+			return fmt.Sprintf("the vocabulary of preset %s (%s %v)", preset, field, v)
+		}
+		if given[name] {
+			return fmt.Sprintf("--%s %v", name, v)
+		}
+		return fmt.Sprintf("--%s %v (preset %s's)", name, v, preset)
+	}
 }

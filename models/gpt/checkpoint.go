@@ -132,7 +132,7 @@ func parseConfig(raw []byte) (Config, error) {
 		return Config{}, fmt.Errorf("no %q key and vocab_size %d is not GPT-2's %d: add \"%s\": \"bytes\" (or the name of the tokenizer the model was trained with)",
 			tokenizerKey, cfg.VocabSize, gpt2Vocab, tokenizerKey)
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.validate(HFName); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
