@@ -17,6 +17,7 @@ import (
 
 	"github.com/golora/golora/graph"
 	"github.com/golora/golora/internal/atomicfile"
+	"github.com/golora/golora/internal/memlimit"
 )
 
 // maxHeaderLen is the largest header Read accepts: 100 MB, the reference
@@ -151,9 +152,21 @@ func Read(data []byte) (*File, error) { return parse("", data) }
 // ReadFile reads and parses the file at path, as Read does. Its errors name
 // the path.
 func ReadFile(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	// Only regular files: a device (/dev/zero) or a pipe would be read
+	// without end or block.
+	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("safetensors: %w", err) // the *PathError names the path
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fileError(path, "", fmt.Errorf("not a regular file, so %w", ErrNotSafetensors))
+	}
+	if err := memlimit.Check(st.Size(), fmt.Sprintf("reading this %s file", memlimit.Bytes(st.Size()))); err != nil {
+		return nil, fileError(path, "", err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("safetensors: %w", err)
 	}
 	return parse(path, data)
 }
@@ -427,6 +440,10 @@ func byteLen(shape []int, size int) (int, bool) {
 	}
 	return int(n), true
 }
+
+// DataBytes is the size of the file's data buffer: the bytes of all its
+// tensors.
+func (f *File) DataBytes() int64 { return int64(len(f.buf)) }
 
 // Names returns the tensor names, sorted.
 func (f *File) Names() []string {

@@ -219,8 +219,12 @@ func (t *Trainer) totalSteps(n int) int {
 	if t.cfg.Steps > 0 {
 		return t.cfg.Steps
 	}
-	per := t.cfg.Batch * t.cfg.Accumulate
-	return (t.cfg.Epochs*n + per - 1) / per
+	per := float64(t.cfg.Batch) * float64(t.cfg.Accumulate)
+	steps := math.Ceil(float64(t.cfg.Epochs) * float64(n) / per)
+	if steps >= math.MaxInt/2 { // no overflow: a run longer than anyone waits for
+		return math.MaxInt / 2
+	}
+	return int(steps)
 }
 
 // Schedule is the learning-rate schedule of a run over n training examples.

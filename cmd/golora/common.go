@@ -14,6 +14,7 @@ import (
 	"github.com/golora/golora/experiments"
 	"github.com/golora/golora/graph"
 	"github.com/golora/golora/internal/atomicfile"
+	"github.com/golora/golora/internal/memlimit"
 	"github.com/golora/golora/models/gpt"
 	"github.com/golora/golora/nn/lora"
 	"github.com/golora/golora/trainers"
@@ -88,6 +89,13 @@ func loadDataFlag(flagName, path string, tok gpt.Tokenizer, ctx int, format stri
 	}
 	if err := checkInputFile(flagName, path); err != nil {
 		return nil, "", err
+	}
+	// The text and its tokens (8 bytes each, at most one per byte) are
+	// held in memory.
+	if st, err := os.Stat(path); err == nil {
+		if err := memlimit.Check(saturate(9*float64(st.Size())), fmt.Sprintf("reading the %s of --%s %s", memlimit.Bytes(st.Size()), flagName, path)); err != nil {
+			return nil, "", err
+		}
 	}
 	switch format {
 	case "", experiments.FormatAuto, experiments.FormatText, experiments.FormatCompletions:
@@ -241,6 +249,20 @@ func (t *trainFlags) config(blockSize int, lr float64, out string) (trainers.Con
 	}
 	if t.checkpointEvery > 0 && ckpt == "" {
 		return c, usagef("--checkpoint-every needs --checkpoint FILE")
+	}
+	// Output files are checked now, not when training ends.
+	for _, f := range []struct{ name, path string }{{"checkpoint", t.checkpoint}, {"metrics", t.metrics}} {
+		if f.path == "" {
+			continue
+		}
+		if st, err := os.Stat(f.path); err == nil && !st.Mode().IsRegular() {
+			return c, usagef("--%s %s: is a folder or a device, want a file path", f.name, f.path)
+		}
+		if f.name == "checkpoint" {
+			if st, err := os.Stat(filepath.Dir(f.path)); err != nil || !st.IsDir() {
+				return c, usagef("--checkpoint %s: the folder %s does not exist (create it first)", f.path, filepath.Dir(f.path))
+			}
+		}
 	}
 	for _, f := range []struct{ name, path string }{{"checkpoint", ckpt}, {"metrics", t.metrics}} {
 		if f.path != "" && out != "" && (filepath.Clean(filepath.Dir(f.path)) == filepath.Clean(out) || inside(resolvePath(f.path), resolvePath(out))) {

@@ -130,6 +130,9 @@ func checkInputFile(flagName, path string) error {
 	if st.IsDir() {
 		return fmt.Errorf("--%s %s: is a folder, want a file", flagName, path)
 	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("--%s %s: not a regular file (a device or a pipe), want a file", flagName, path)
+	}
 	if st.Size() == 0 {
 		return fmt.Errorf("--%s %s: the file is empty", flagName, path)
 	}

@@ -185,6 +185,9 @@ func runFinetune(c *cli, args []string) error {
 		}
 	} else {
 		lc.Seed, lc.BaseModel = t.seed, base
+		if err := preCheckRank(m.Config(), rank, t.force); err != nil {
+			return err
+		}
 		if lm, err = lora.Inject(m, lc); err != nil {
 			return fmt.Errorf("--targets %s: %w", targets, err)
 		}
@@ -267,6 +270,10 @@ func loraFlags(rank int, alpha, dropout float64, targets, bias, init string, rsl
 	return lc, nil
 }
 
+// maxSteps bounds a run's steps: more would outlast any machine (and
+// their count overflows some arithmetic).
+const maxSteps = 1<<31 - 1
+
 // trainModel trains m's trainable parameters with the options of t,
 // drawing progress on stderr, for the command writing to out. Ctrl-C stops
 // after the current step (writing the checkpoint when one is configured).
@@ -286,6 +293,12 @@ func trainModel(c *cli, t *trainFlags, m *gpt.Model, tc trainers.Config, train, 
 		return trainers.Result{}, err
 	}
 	defer tr.Close()
+	if total := tr.Schedule(train.Len()).Total; total > maxSteps {
+		if t.steps > 0 {
+			return trainers.Result{}, usagef("--steps %d: want at most %d", t.steps, maxSteps)
+		}
+		return trainers.Result{}, usagef("--epochs %d: %d passes over %d examples take %d steps, more than %d; give fewer --epochs or --steps", t.epochs, t.epochs, train.Len(), total, maxSteps)
+	}
 	if t.resume != "" {
 		if err := checkInputFile("resume", t.resume); err != nil {
 			return trainers.Result{}, err

@@ -60,6 +60,9 @@ type hfConfig struct {
 // it as a Config; see Load for the keys it reads and the checks it makes.
 func ReadConfig(dir string) (Config, error) {
 	path := filepath.Join(dir, ConfigFile)
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Size() > maxConfigSize {
+		return Config{}, fmt.Errorf("gpt: read config %s: %d bytes, more than a config can need (%d)", path, st.Size(), maxConfigSize)
+	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("gpt: read config: %w", err)
@@ -200,27 +203,42 @@ func Load(dir string, dt graph.DType) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	path := filepath.Join(dir, WeightsFile)
+	f, err := readWeights(path)
+	if err != nil {
+		return nil, err
+	}
+	// The file must be able to hold the parameters config.json describes
+	// before anything that size is allocated.
+	if err := checkWeightsFit(cfg, dt, f.DataBytes()); err != nil {
+		return nil, fmt.Errorf("gpt: load %s: %w", dir, err)
+	}
 	m, err := assemble(cfg, dt) // ReadConfig validated cfg
 	if err != nil {
 		return nil, fmt.Errorf("gpt: load %s: %w", dir, err)
 	}
-	if err := m.loadWeights(filepath.Join(dir, WeightsFile)); err != nil {
+	if err := m.loadWeights(f, path); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-// loadWeights fills the base parameters from the safetensors file at path.
-func (m *Model) loadWeights(path string) error {
+// readWeights reads the safetensors file at path.
+func readWeights(path string) (*safetensors.File, error) {
 	f, err := safetensors.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			if _, berr := os.Stat(filepath.Join(filepath.Dir(path), "pytorch_model.bin")); berr == nil {
-				return fmt.Errorf("gpt: load: %w (the folder has only pytorch_model.bin: convert it to safetensors first)", err)
+				return nil, fmt.Errorf("gpt: load: %w (the folder has only pytorch_model.bin: convert it to safetensors first)", err)
 			}
 		}
-		return fmt.Errorf("gpt: load: %w", err)
+		return nil, fmt.Errorf("gpt: load: %w", err)
 	}
+	return f, nil
+}
+
+// loadWeights fills the base parameters from f, read from path.
+func (m *Model) loadWeights(f *safetensors.File, path string) error {
 	fail := func(tensor, format string, args ...any) error {
 		return fmt.Errorf("gpt: load %s: tensor %q: %s", path, tensor, fmt.Sprintf(format, args...))
 	}

@@ -6,6 +6,8 @@ import (
 	"math"
 	"runtime"
 
+	"github.com/golora/golora/graph"
+
 	"github.com/golora/golora/internal/memlimit"
 )
 
@@ -132,4 +134,31 @@ func (g *Generator) checkGenerateMemory(prompts, longest int) error {
 		return fmt.Errorf("gpt: generate: %w: %w", err, ErrTooLarge)
 	}
 	return nil
+}
+
+// maxConfigSize bounds config.json (GPT-2's is under 1 kB).
+const maxConfigSize = 1 << 20
+
+// checkWeightsFit runs before a model of cfg is built for a weights file
+// whose tensors hold dataBytes bytes: a file too small to hold cfg's
+// parameters (2 bytes each at least, in F16 or BF16) means a config.json
+// that does not describe these weights, and is refused before anything is
+// allocated; so is a model that does not fit the memory available.
+func checkWeightsFit(cfg Config, dt graph.DType, dataBytes int64) error {
+	if min := cfg.ModelBytes(2); dataBytes < min {
+		return fmt.Errorf("%s describes %s parameters (n_layer %d, n_embd %d, n_positions %d, vocab_size %d), but the tensors of %s hold only %d bytes, fewer than that many parameters take even in 16 bits: the config does not match the weights",
+			ConfigFile, paramCount(cfg), cfg.NLayer, cfg.NEmbd, cfg.BlockSize, cfg.VocabSize, WeightsFile, dataBytes)
+	}
+	if err := memlimit.Check(cfg.ModelBytes(dt.Size()), fmt.Sprintf("a model of %s parameters", paramCount(cfg))); err != nil {
+		return fmt.Errorf("%w: %w", err, ErrTooLarge)
+	}
+	return nil
+}
+
+// paramCount writes the parameter count of cfg, which may not fit an int.
+func paramCount(cfg Config) string {
+	if p := cfg.paramsF(); p < 1e15 {
+		return fmt.Sprintf("%.0f", p)
+	}
+	return fmt.Sprintf("%.3g", cfg.paramsF())
 }
