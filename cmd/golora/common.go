@@ -250,6 +250,11 @@ func (t *trainFlags) config(blockSize int, lr float64, out string) (trainers.Con
 	if t.checkpointEvery > 0 && ckpt == "" {
 		return c, usagef("--checkpoint-every needs --checkpoint FILE")
 	}
+	for _, f := range []struct{ name, path string }{{"checkpoint", ckpt}, {"metrics", t.metrics}} {
+		if f.path != "" && out != "" && (filepath.Clean(filepath.Dir(f.path)) == filepath.Clean(out) || inside(resolvePath(f.path), resolvePath(out))) {
+			return c, usagef("--%s %s: put it outside --out %s, which holds only the model or adapter files", f.name, f.path, out)
+		}
+	}
 	// Output files are checked now, not when training ends.
 	for _, f := range []struct{ name, path string }{{"checkpoint", t.checkpoint}, {"metrics", t.metrics}} {
 		if f.path == "" {
@@ -262,11 +267,6 @@ func (t *trainFlags) config(blockSize int, lr float64, out string) (trainers.Con
 			if st, err := os.Stat(filepath.Dir(f.path)); err != nil || !st.IsDir() {
 				return c, usagef("--checkpoint %s: the folder %s does not exist (create it first)", f.path, filepath.Dir(f.path))
 			}
-		}
-	}
-	for _, f := range []struct{ name, path string }{{"checkpoint", ckpt}, {"metrics", t.metrics}} {
-		if f.path != "" && out != "" && (filepath.Clean(filepath.Dir(f.path)) == filepath.Clean(out) || inside(resolvePath(f.path), resolvePath(out))) {
-			return c, usagef("--%s %s: put it outside --out %s, which holds only the model or adapter files", f.name, f.path, out)
 		}
 	}
 	c.Seed, c.Batch, c.Accumulate = t.seed, t.batch, t.accumulate

@@ -174,8 +174,7 @@ func TestGenerateBounded(t *testing.T) {
 		{"beams beyond the vocabulary", nil, []string{"--beams", "100000"}, []string{"--beams 100000", "at most 257"}},
 		{"beams at the int limit", nil, []string{"--beams", "9223372036854775807"}, []string{"--beams 9223372036854775807"}},
 		{"beams beyond int", nil, []string{"--beams", "99999999999999999999"}, []string{"-beams", "out of range"}},
-		{"memory: beams", []string{"GOMEMLIMIT=1MiB"}, []string{"--beams", "200"}, []string{"--beams 200", "needs about", "lower --beams or --max-new-tokens"}},
-		{"memory: any generation under a 1 MiB GOMEMLIMIT", []string{"GOMEMLIMIT=1MiB"}, []string{"--max-new-tokens", "32"}, []string{"needs about", "available"}},
+		{"memory: beams", []string{"GOLORA_MEMORY_LIMIT=1MiB"}, []string{"--beams", "200"}, []string{"--beams 200", "needs about", "lower --beams or --max-new-tokens"}},
 		{"max new tokens beyond the context", nil, []string{"--max-new-tokens", "1000000"}, []string{"--max-new-tokens 1000000", "at most 32"}},
 	}
 	for _, c := range cases {

@@ -7,32 +7,55 @@
 // operating system reports as available (Linux: MemAvailable in
 // /proc/meminfo), the room left under a cgroup memory limit (v1 or v2, as
 // containers set), the address space left under RLIMIT_AS (ulimit -v), and
-// the room left under the Go runtime's soft limit (GOMEMLIMIT or
-// debug.SetMemoryLimit) when one is set. On systems where none of these can
+// the environment variable GOLORA_MEMORY_LIMIT when it is set (a size such
+// as "512MiB", "2GiB" or "1000000": the most memory a request may count on,
+// to leave room for other programs, or to try the limits in tests). Go's own
+// GOMEMLIMIT is a soft limit (the runtime collects garbage harder near it
+// but does not fail) and is not counted. On systems where none of these can
 // be read it reports that it does not know.
 package memlimit
 
 import (
 	"fmt"
-	"math"
-	"runtime"
-	"runtime/debug"
+	"os"
+	"strconv"
+	"strings"
 )
+
+// EnvLimit is the environment variable that caps Available.
+const EnvLimit = "GOLORA_MEMORY_LIMIT"
 
 // Available returns the bytes the process can still allocate, and false when
 // no limit could be found. It reads the limits afresh on each call.
 func Available() (int64, bool) {
 	avail, ok := system()
-	if lim := debug.SetMemoryLimit(-1); lim < math.MaxInt64 {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		used := int64(ms.Sys - ms.HeapReleased)
-		room := max(0, lim-used)
-		if !ok || room < avail {
-			avail, ok = room, true
+	if v := os.Getenv(EnvLimit); v != "" {
+		if lim, err := ParseBytes(v); err == nil && (!ok || lim < avail) {
+			avail, ok = lim, true
 		}
 	}
 	return avail, ok
+}
+
+// ParseBytes reads a size: a number of bytes, optionally with a unit B,
+// KiB, MiB, GiB, TiB (powers of 1024) or KB, MB, GB, TB (powers of 1000).
+func ParseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	mult := 1.0
+	for _, u := range []struct {
+		suffix string
+		m      float64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.m
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || !(v >= 0) || v*mult >= 1<<63 {
+		return 0, fmt.Errorf("memlimit: %q is not a size (want e.g. 512MiB or 2GiB)", s)
+	}
+	return int64(v * mult), nil
 }
 
 // Check returns nil when need bytes fit the memory Available reports (or

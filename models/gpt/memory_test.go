@@ -3,11 +3,11 @@ package gpt
 import (
 	"errors"
 	"math"
-	"runtime/debug"
 	"strings"
 	"testing"
 
 	"github.com/golora/golora/graph"
+	"github.com/golora/golora/internal/memlimit"
 )
 
 func TestMemoryEstimates(t *testing.T) {
@@ -62,12 +62,12 @@ func TestGenerateRefusesWhatDoesNotFit(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "at most VocabSize") {
 		t.Errorf("beams beyond the vocabulary: %v", err)
 	}
-	old := debug.SetMemoryLimit(1 << 20) // far below what the runtime holds
+	t.Setenv(memlimit.EnvLimit, "1KiB") // far below what a decoder takes
 	_, err = m.Generate([][]int{{1, 2}}, GenerateOptions{MaxNewTokens: 2, Beams: 4})
-	debug.SetMemoryLimit(old)
 	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "needs about") {
-		t.Errorf("under a 1 MiB memory limit: %v, want ErrTooLarge", err)
+		t.Errorf("under a 1 KiB memory limit: %v, want ErrTooLarge", err)
 	}
+	t.Setenv(memlimit.EnvLimit, "")
 	if _, err := m.Generate([][]int{{1, 2}}, GenerateOptions{MaxNewTokens: 2, Beams: 4}); err != nil {
 		t.Errorf("with the limit lifted: %v", err)
 	}
