@@ -25,7 +25,7 @@ const (
 func runPretrain(c *cli, args []string) error {
 	f := newFlags(c, "--preset NAME --data PATH --out MODEL_DIR [--steps N …]",
 		"Trains a GPT-2 model from scratch on --data and writes it to --out as a Hugging Face\nmodel folder (config.json and model.safetensors).",
-		"golora pretrain --preset nano --data input.txt --out nano-model --steps 500")
+		"golora pretrain --preset nano --data input.txt --out nano-model --steps 100")
 	var t trainFlags
 	var preset, out string
 	var layers, heads, embd, blockSize int
@@ -120,7 +120,7 @@ func runPretrain(c *cli, args []string) error {
 func runFinetune(c *cli, args []string) error {
 	f := newFlags(c, "--base MODEL_DIR --data PATH --out ADAPTER_DIR [--rank R --alpha A --targets q,v …]",
 		"Trains a LoRA adapter on the base model: the base weights stay frozen and only the\nlow-rank matrices A and B of the target layers train. The adapter is written to --out\nas a PEFT folder (adapter_config.json and adapter_model.safetensors). With --full,\nevery weight trains instead and --out receives a whole model folder.",
-		"golora finetune --base nano-model --data e2e.txt --out e2e-adapter --rank 8 --alpha 16 --targets q,v --steps 300")
+		"golora finetune --base nano-model --data e2e.txt --out e2e-adapter --rank 8 --alpha 16 --targets q,v --steps 100")
 	var t trainFlags
 	var base, out, targets, bias, init string
 	var rank int
