@@ -613,10 +613,11 @@ func reliabilityRow(c badInput, r result, paths *strings.Replacer) string {
 	if len(args) > 90 {
 		args = args[:60] + "…" + args[len(args)-25:]
 	}
+	cmd := "golora " + args
 	if c.env != nil {
-		args = strings.Join(c.env, " ") + " " + args
+		cmd = strings.Join(c.env, " ") + " " + cmd
 	}
-	return fmt.Sprintf("| %s | `golora %s` | %d | %s | `TestBadInputTable` |", mdEscape(c.group+": "+c.name), mdEscape(args), r.code, mdEscape(seen))
+	return fmt.Sprintf("| %s | `%s` | %d | %s | `TestBadInputTable` |", mdEscape(c.group+": "+c.name), mdEscape(strings.TrimSpace(cmd)), r.code, mdEscape(seen))
 }
 
 func mdEscape(s string) string {
