@@ -1,15 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/golora/golora/models/gpt"
 	"github.com/golora/golora/nn/lora"
+	"github.com/golora/golora/trainers"
 )
 
 // snapshotDir reads every file under dir (relative name → bytes).
@@ -198,5 +202,106 @@ func TestGenerateBounded(t *testing.T) {
 	noCrash(t, r)
 	if r.code != 0 {
 		t.Errorf("--beams 257: exit %d, %s", r.code, r.stderr)
+	}
+}
+
+// TestInspectShowsRankAsked: inspect and adapter_config.json give the rank
+// and α the user asked for next to PEFT's block form, with the explanation.
+func TestInspectShowsRankAsked(t *testing.T) {
+	f := getFixture(t)
+	var ad inspected
+	decodeJSON(t, mustRun(t, "inspect", f.adapter, "--json").stdout, &ad)
+	for _, want := range []string{"r 8, α 16", "targets q,v", "PEFT's block form as r 16, α 32"} {
+		if !strings.Contains(ad.Summary, want) {
+			t.Errorf("summary %q lacks %q", ad.Summary, want)
+		}
+	}
+	if !strings.Contains(ad.Explanation, "q,v parts of each fused c_attn") || !strings.Contains(ad.Explanation, "golora reads back r 8, α 16") {
+		t.Errorf("explanation %q", ad.Explanation)
+	}
+	text := mustRun(t, "inspect", f.adapter).stdout
+	if lines := strings.Split(text, "\n"); len(lines) < 2 || !strings.HasPrefix(lines[1], "  PEFT has no per-part LoRA") {
+		t.Errorf("inspect printed %q", text)
+	}
+	b, err := os.ReadFile(filepath.Join(f.adapter, lora.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		R      int `json:"r"`
+		Golora struct {
+			R    int    `json:"r"`
+			Note string `json:"note"`
+		} `json:"golora"`
+	}
+	decodeJSON(t, string(b), &cfg)
+	if cfg.R != 16 || cfg.Golora.R != 8 || !strings.Contains(cfg.Golora.Note, "r = 16 and lora_alpha = 32 above are PEFT's block form") {
+		t.Errorf("adapter_config.json: r %d, golora r %d, note %q", cfg.R, cfg.Golora.R, cfg.Golora.Note)
+	}
+	// A plain adapter has no block form to explain.
+	var plain inspected
+	decodeJSON(t, mustRun(t, "inspect", f.adapterAll, "--json").stdout, &plain)
+	if plain.Explanation != "" || !strings.Contains(plain.Summary, "r 4, α 16") {
+		t.Errorf("plain adapter: %q / %q", plain.Summary, plain.Explanation)
+	}
+}
+
+// TestInterruptedRunResumes: Ctrl-C stops a run after its step, writes the
+// checkpoint and the metrics so far and says how to continue; the resumed
+// run goes on from there.
+func TestInterruptedRunResumes(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("needs SIGINT")
+	}
+	f := getFixture(t)
+	dir := t.TempDir()
+	ckpt, metrics := filepath.Join(dir, "run.safetensors"), filepath.Join(dir, "m.jsonl")
+	args := []string{"finetune", "--base", f.base, "--data", f.prose, "--context", "16", "--batch", "2",
+		"--checkpoint", ckpt, "--metrics", metrics, "--eval-every", "1000000"}
+	cmd := exec.Command(os.Args[0], append(args, "--steps", "100000000", "--out", filepath.Join(dir, "a"))...)
+	cmd.Env = append(os.Environ(), envMain+"=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	var log strings.Builder
+	for sc.Scan() { // the first progress line: training has started
+		log.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "/100000000 loss") {
+			break
+		}
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	for sc.Scan() {
+		log.WriteString(sc.Text() + "\n")
+	}
+	err = cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 1 || !strings.Contains(log.String(), "continue with --resume "+ckpt) {
+		t.Fatalf("after Ctrl-C: %v\n%s", err, log.String())
+	}
+	meta, err := trainers.ReadCheckpointMeta(ckpt)
+	if err != nil || meta.Step < 1 {
+		t.Fatalf("checkpoint after Ctrl-C: step %d, %v", meta.Step, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a")); err == nil {
+		t.Error("an interrupted run wrote --out")
+	}
+	// The metrics file is written, with a line per 10 steps up to the
+	// checkpoint's step.
+	steps := metricSteps(t, metrics)
+	if len(steps) != meta.Step/10 {
+		t.Errorf("metrics after Ctrl-C at step %d: %v", meta.Step, steps)
+	}
+	// Resume with the same flags and 2 more steps.
+	r := mustRun(t, append(args, "--steps", fmt.Sprint(meta.Step+2), "--out", filepath.Join(dir, "b"), "--resume", ckpt, "--quiet")...)
+	if !strings.Contains(r.stdout, "(2 in this run)") {
+		t.Errorf("resumed run: %q", r.stdout)
 	}
 }

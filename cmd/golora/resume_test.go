@@ -130,6 +130,9 @@ func metricSteps(t *testing.T, path string) []string {
 		t.Fatal(err)
 	}
 	var out []string
+	if strings.TrimSpace(string(b)) == "" {
+		return nil
+	}
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		var v map[string]any
 		decodeJSON(t, line, &v)
