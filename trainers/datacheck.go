@@ -24,17 +24,17 @@ func Fingerprint(ds Dataset) string {
 		return ""
 	}
 	h := sha256.New()
-	var buf [binary.MaxVarintLen64]byte
-	put := func(v int) { h.Write(buf[:binary.PutVarint(buf[:], int64(v))]) }
+	var buf []byte // one example's varints, written at once
 	n := ds.Len()
-	put(n)
+	h.Write(binary.AppendVarint(nil, int64(n)))
 	for i := 0; i < n; i++ {
 		ex := ds.Example(i)
-		put(ex.PromptLen)
-		put(len(ex.Tokens))
+		buf = binary.AppendVarint(buf[:0], int64(ex.PromptLen))
+		buf = binary.AppendVarint(buf, int64(len(ex.Tokens)))
 		for _, t := range ex.Tokens {
-			put(t)
+			buf = binary.AppendVarint(buf, int64(t))
 		}
+		h.Write(buf)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }

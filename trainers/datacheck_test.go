@@ -114,3 +114,15 @@ func TestEvalProgressAndTime(t *testing.T) {
 		t.Errorf("EvalTime %v of Elapsed %v", res.EvalTime, res.Elapsed)
 	}
 }
+
+// BenchmarkFingerprint: the cost a resume check adds per training token.
+func BenchmarkFingerprint(b *testing.B) {
+	ds, err := NewTextDataset(markovTokens(1<<20, 257, 1), 128)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(1 << 20) // per token, as "bytes"
+	for b.Loop() {
+		Fingerprint(ds)
+	}
+}
