@@ -77,6 +77,7 @@
 // eight lanes at a time (vmath_amd64.s): the exponentials (within 2 ulp)
 // and row maxima of Softmax, CausalSelfAttention and SoftmaxCrossEntropy,
 // the softmax backward pass of the first two, GELU forward and backward,
-// and LayerNorm rows whose width is a multiple of 8; sums stay in float64.
+// SiLU forward, and LayerNorm rows whose width is a multiple of 8; sums
+// stay in float64.
 // Elsewhere the same maths runs in Go.
 package graph

@@ -87,3 +87,43 @@ func TestSiLUIntegerInput(t *testing.T) {
 		t.Fatal("SiLU of an integer input built")
 	}
 }
+
+// TestSiLUVec checks the AVX2 forward kernel against float64 over the
+// range where σ is not saturated, and at the extremes and NaN.
+func TestSiLUVec(t *testing.T) {
+	skipWithoutAVX2(t)
+	var xs []float32
+	for x := float32(-30); x <= 30; x += 0.00731 {
+		xs = append(xs, x)
+	}
+	xs = append(xs, 0, 1e-30, -1e-30, 88, -88, 90, -90, 104, -104, 110, -110, 3e38, -3e38, float32(math.NaN()))
+	for len(xs)%8 != 0 {
+		xs = append(xs, 0.5)
+	}
+	y, s := make([]float32, len(xs)), make([]float32, len(xs))
+	if n := siluVec(y, s, xs); n != len(xs) {
+		t.Fatalf("did %d of %d", n, len(xs))
+	}
+	for i, x := range xs {
+		xd := float64(x)
+		switch {
+		case math.IsNaN(xd):
+			if !math.IsNaN(float64(y[i])) {
+				t.Errorf("SiLU(NaN) = %v", y[i])
+			}
+		case xd < -89:
+			if y[i] != 0 || s[i] != 0 {
+				t.Errorf("SiLU(%v) = %v, σ = %v; want 0, 0", x, y[i], s[i])
+			}
+		default:
+			want := siluRef(xd)
+			// e^(−x) within 2 ulp, then roundings of 1 + e, the quotient and x·σ
+			if d := math.Abs(float64(y[i]) - want); d > 4e-7*math.Max(1, math.Abs(want)) {
+				t.Errorf("SiLU(%v) = %v, want %v (error %.3g)", x, y[i], want, d)
+			}
+			if d := math.Abs(float64(s[i]) - 1/(1+math.Exp(-xd))); d > 4e-7 {
+				t.Errorf("σ(%v) = %v (error %.3g)", x, s[i], d)
+			}
+		}
+	}
+}
