@@ -93,6 +93,19 @@ func (ws *weightSet) readIndex(raw []byte) error {
 	return nil
 }
 
+// bytes is the total size of the weight files.
+func (ws *weightSet) bytes() (int64, error) {
+	var n int64
+	for _, f := range ws.files {
+		st, err := os.Stat(filepath.Join(ws.dir, f))
+		if err != nil {
+			return 0, err
+		}
+		n += st.Size()
+	}
+	return n, nil
+}
+
 // has reports whether the checkpoint has tensor key.
 func (ws *weightSet) has(key string) bool { _, ok := ws.where[key]; return ok }
 
@@ -124,6 +137,13 @@ func Load(dir string, dt graph.DType) (*Model, error) {
 	}
 	if cfg.Arch == ArchQwen2 {
 		cfg.QKVBias = ws.has("model.layers.0.self_attn.q_proj.bias")
+	}
+	// Allocate nothing a config asks for beyond what the files can hold
+	// (two bytes a parameter at least, BF16 or F16).
+	if size, err := ws.bytes(); err != nil {
+		return nil, fmt.Errorf("llama: load: %w", err)
+	} else if need := 2 * int64(cfg.NumParams()); need > size {
+		return nil, fmt.Errorf("llama: load %s: %s describes %d parameters (%d bytes at two a parameter), but the weight files hold %d bytes", dir, ConfigFile, cfg.NumParams(), need, size)
 	}
 	m, err := New(cfg, dt)
 	if err != nil {

@@ -383,3 +383,28 @@ func TestSaveRefusals(t *testing.T) {
 	}
 	_ = m.SetLayer("model.layers.0.self_attn.v_proj", orig)
 }
+
+// TestLoadRefusesOversizedConfig checks that a config describing far more
+// parameters than the files hold is refused before anything is allocated.
+func TestLoadRefusesOversizedConfig(t *testing.T) {
+	m := newModel(t, tinyConfig(ArchLlama), graph.Float32, 1, 0.5)
+	dir := filepath.Join(t.TempDir(), "m")
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	raw, _ := os.ReadFile(filepath.Join(dir, ConfigFile))
+	_ = json.Unmarshal(raw, &cfg)
+	cfg["num_hidden_layers"], cfg["hidden_size"], cfg["intermediate_size"] = 4000, 65536, 1<<22
+	raw, _ = json.Marshal(cfg)
+	_ = os.WriteFile(filepath.Join(dir, ConfigFile), raw, 0o644)
+	if _, err := Load(dir, graph.Float32); err == nil || !strings.Contains(err.Error(), "but the weight files hold") {
+		t.Errorf("oversized config: %v", err)
+	}
+	cfg["num_hidden_layers"] = 1 << 20
+	raw, _ = json.Marshal(cfg)
+	_ = os.WriteFile(filepath.Join(dir, ConfigFile), raw, 0o644)
+	if _, err := Load(dir, graph.Float32); err == nil || !strings.Contains(err.Error(), "beyond any model") {
+		t.Errorf("absurd config: %v", err)
+	}
+}

@@ -192,6 +192,15 @@ func (c Config) validate() error {
 			return fmt.Errorf("%s = %d, want > 0", f.name, f.v)
 		}
 	}
+	for _, f := range []struct {
+		name  string
+		v, mx int
+	}{{"NumLayers", c.NumLayers, 1 << 12}, {"Hidden", c.Hidden, 1 << 20}, {"Intermediate", c.Intermediate, 1 << 22},
+		{"Heads", c.Heads, 1 << 16}, {"HeadDim", c.HeadDim, 1 << 16}, {"VocabSize", c.VocabSize, 1 << 24}} {
+		if f.v > f.mx {
+			return fmt.Errorf("%s = %d is beyond any model golora can hold (at most %d)", f.name, f.v, f.mx)
+		}
+	}
 	hd := c.HeadWidth()
 	switch {
 	case c.Heads%c.KVHeads != 0:

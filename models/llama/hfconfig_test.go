@@ -193,3 +193,43 @@ func TestConfigRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseConfig feeds config.json variants to the parser: it must return
+// a valid config or an error, never panic.
+func FuzzParseConfig(f *testing.F) {
+	for _, s := range []string{llama32Config, qwen25Config, qwen3Config, mistralConfig, llama3V5Config, `{"model_type":"llama"}`, `null`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		c, err := parseConfig(raw)
+		if err != nil {
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("parsed an invalid config: %v", err)
+		}
+		if c.NumParams() <= 0 {
+			t.Fatalf("%d parameters", c.NumParams())
+		}
+		if _, err := marshalConfig(c, "float32"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// FuzzParseGeneration does the same for generation_config.json.
+func FuzzParseGeneration(f *testing.F) {
+	for _, s := range []string{`{"eos_token_id": [1, 2], "do_sample": true, "top_k": 20}`, `{"num_beams": 3}`, `{}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		g, err := parseGeneration(raw)
+		if err != nil {
+			return
+		}
+		g.Options()
+		if _, err := g.marshal(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
