@@ -109,6 +109,29 @@ func ReadConfig(dir string) (Config, error) {
 	return cfg, nil
 }
 
+// Archs lists the model_type values this package reads.
+func Archs() []string { return []string{ArchLlama, ArchMistral, ArchQwen2, ArchQwen3} }
+
+// ModelType returns the model_type of dir's config.json ("" when the key is
+// absent), whatever the architecture: what a caller that handles several
+// model families reads first to pick the package that loads the folder.
+func ModelType(dir string) (string, error) {
+	raw, err := readSmall(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return "", fmt.Errorf("llama: model type: %w", err)
+	}
+	var h struct {
+		ModelType *string `json:"model_type"`
+	}
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return "", fmt.Errorf("llama: model type: %s: not a model config: %w", filepath.Join(dir, ConfigFile), err)
+	}
+	if h.ModelType == nil {
+		return "", nil
+	}
+	return *h.ModelType, nil
+}
+
 // readSmall reads a JSON file of at most maxJSONSize bytes.
 func readSmall(path string) ([]byte, error) {
 	st, err := os.Stat(path)

@@ -2,7 +2,10 @@ package llama
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -232,4 +235,27 @@ func FuzzParseGeneration(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+func TestModelType(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ json, want string }{{qwen3Config, "qwen3"}, {`{"model_type":"gpt2","n_layer":2}`, "gpt2"}, {`{"n_layer":2}`, ""}} {
+		if err := os.WriteFile(filepath.Join(dir, ConfigFile), []byte(c.json), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ModelType(dir)
+		if err != nil || got != c.want {
+			t.Errorf("model type %q, %v; want %q", got, err, c.want)
+		}
+	}
+	_ = os.WriteFile(filepath.Join(dir, ConfigFile), []byte(`[`), 0o644)
+	if _, err := ModelType(dir); err == nil {
+		t.Error("a broken config.json accepted")
+	}
+	if _, err := ModelType(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing folder accepted")
+	}
+	if !slices.Contains(Archs(), ArchQwen2) || len(Archs()) != 4 {
+		t.Errorf("Archs() = %v", Archs())
+	}
 }
