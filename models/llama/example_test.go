@@ -120,3 +120,24 @@ func ExampleGenerationConfig_Options() {
 	fmt.Println(o.Temperature, o.TopK, o.TopP, o.StopTokens, ignored)
 	// Output: 0.6 20 0.95 [151645 151643] []
 }
+
+// ReadConfig reads config.json in transformers' classic layout or v5's;
+// ModelType tells a caller which package loads a folder.
+func ExampleReadConfig() {
+	dir, _ := os.MkdirTemp("", "llama-config")
+	defer os.RemoveAll(dir)
+	config := `{"model_type": "qwen3", "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28,
+	  "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 151936,
+	  "max_position_embeddings": 40960, "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
+	  "tie_word_embeddings": true, "eos_token_id": 151645}`
+	if err := os.WriteFile(filepath.Join(dir, llama.ConfigFile), []byte(config), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	kind, _ := llama.ModelType(dir)
+	c, err := llama.ReadConfig(dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(kind, c.NumLayers, c.Heads, c.KVHeads, c.HeadDim, c.QKNorm, c.RoPE.Theta, c.EOS, c.NumParams())
+	// Output: qwen3 28 16 8 128 true 1e+06 [151645] 596049920
+}
