@@ -47,7 +47,8 @@ func (t *Tokenizer) Encode(text string) ([]int, error) {
 // EncodeWith encodes text as Encode does, with options, and returns each
 // token's string and offsets too.
 func (t *Tokenizer) EncodeWith(text string, o EncodeOptions) (*Encoding, error) {
-	e := &Encoding{}
+	n := len(text)/3 + len(t.post.prefix) + len(t.post.suffix) + 1 // about 4 bytes a token
+	e := &Encoding{IDs: make([]int, 0, n), Tokens: make([]string, 0, n), Offsets: make([][2]int, 0, n), Template: make([]bool, 0, n)}
 	if !o.NoTemplate {
 		e.addTemplate(t, t.post.prefix)
 	}
