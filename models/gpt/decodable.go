@@ -61,7 +61,7 @@ func (m *Model) StepHead(x *graph.Node) *graph.Node { return m.Head(x) }
 // StopTokens is the end-of-text token of the model's tokenizer; a model
 // with tokenizer "none" has none (an error).
 func (m *Model) StopTokens() ([]int, error) {
-	eot, err := eotOf(m.cfg.Tokenizer)
+	eot, err := m.eot()
 	if err != nil {
 		return nil, err
 	}

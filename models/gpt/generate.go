@@ -156,15 +156,15 @@ func (m *Model) Generate(prompts [][]int, opts GenerateOptions) ([]Generation, e
 	return g.Generate(prompts)
 }
 
-// eotOf is the end-of-text id of the tokenizer called name.
-func eotOf(name string) (int, error) {
-	switch name {
+// eot is the end-of-text id of the model's tokenizer.
+func (m *Model) eot() (int, error) {
+	switch m.cfg.Tokenizer {
 	case "bytes":
 		return byteEOT, nil
 	case "gpt2":
 		return gpt2EOT, nil
 	}
-	tok, err := NewTokenizer(name)
+	tok, err := m.Tokenizer()
 	if err != nil {
 		return 0, err
 	}
