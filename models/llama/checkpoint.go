@@ -114,8 +114,9 @@ func (ws *weightSet) has(key string) bool { _, ok := ws.where[key]; return ok }
 func ignoredKey(key string) bool { return strings.HasSuffix(key, "rotary_emb.inv_freq") }
 
 // Load reads a Hugging Face model folder (config.json, model.safetensors or
-// the shards of model.safetensors.index.json, generation_config.json when
-// present) into a new model of dtype dt. See ReadConfig for the config.
+// the shards of model.safetensors.index.json, generation_config.json and
+// the tokenizer files when present) into a new model of dtype dt. See
+// ReadConfig for the config and LoadTokenizer for the tokenizer.
 //
 // The checkpoint must hold exactly the parameters of BaseParams under their
 // Hugging Face names (Linear weights [out, in], transposed here), in F32,
@@ -149,13 +150,16 @@ func Load(dir string, dt graph.DType) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("llama: load %s: %w", dir, err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, GenerationConfigFile)); err == nil {
-		g, err := ReadGenerationConfig(dir)
-		if err != nil {
+	gen, err := readGenerationIfAny(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.SetGeneration(gen); err != nil {
+		return nil, fmt.Errorf("llama: load %s: %s: %w", dir, GenerationConfigFile, err)
+	}
+	if cfg.Tokenizer == TokenizerHF {
+		if m.hfFiles, m.hfTok, err = loadFileTokenizer(dir, cfg, gen); err != nil {
 			return nil, err
-		}
-		if err := m.SetGeneration(&g); err != nil {
-			return nil, fmt.Errorf("llama: load %s: %s: %w", dir, GenerationConfigFile, err)
 		}
 	}
 	if err := m.loadWeights(ws); err != nil {
@@ -357,8 +361,10 @@ const defaultShardBytes = 5_000_000_000
 func (m *Model) Save(dir string) error { return m.SaveWith(dir, SaveOptions{}) }
 
 // SaveWith writes the model to dir as a Hugging Face folder: config.json
-// (classic layout; golora_tokenizer when set), generation_config.json (the
-// one loaded or set, else one with the config's ids when it has any), and
+// (classic layout; golora_tokenizer for "bytes" and "none"),
+// generation_config.json (the one loaded or set, else one with the config's
+// ids when it has any), the tokenizer files of an "hf" tokenizer as they
+// were read (tokenizer.json, tokenizer_config.json, …), and
 // the BaseParams under their Hugging Face names with Linear weights
 // [out, in], in model.safetensors or in shards with an index (see
 // SaveOptions). Load(dir) gives back the same model (bit for bit when the
@@ -393,12 +399,22 @@ func (m *Model) SaveWith(dir string, o SaveOptions) error {
 	if shardBytes == 0 {
 		shardBytes = defaultShardBytes
 	}
-	for name := range o.Files {
-		if name == "" || filepath.Base(name) != name || m.writes(name) {
-			return fail(fmt.Errorf("extra file %q: want a plain file name other than the model's own files", name))
+	files := map[string][]byte{}
+	if m.cfg.Tokenizer == TokenizerHF {
+		if m.hfFiles == nil {
+			return fail(errors.New(`the model's tokenizer is "hf" but it has no tokenizer files: load it from its folder or call SetTokenizer`))
+		}
+		for _, f := range m.hfFiles.Files() {
+			files[f.Name] = f.Data
 		}
 	}
-	if err := m.checkReplaceable(dir, o.Files); err != nil {
+	for name, data := range o.Files {
+		if _, tok := files[name]; name == "" || filepath.Base(name) != name || m.writes(name) || tok {
+			return fail(fmt.Errorf("extra file %q: want a plain file name other than the model's own files and its tokenizer's", name))
+		}
+		files[name] = data
+	}
+	if err := m.checkReplaceable(dir, files); err != nil {
 		return fail(err)
 	}
 	config, err := marshalConfig(m.cfg, torchDType)
@@ -432,7 +448,7 @@ func (m *Model) SaveWith(dir string, o SaveOptions) error {
 				return err
 			}
 		}
-		for name, data := range o.Files {
+		for name, data := range files {
 			if err := os.WriteFile(filepath.Join(tmp, name), data, 0o644); err != nil {
 				return err
 			}

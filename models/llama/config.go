@@ -61,9 +61,11 @@ type Config struct {
 	// InitStd is the standard deviation of Init's normal weights
 	// [initializer_range]; 0 means 0.02.
 	InitStd float64
-	// Tokenizer names the tokenizer: "" for the folder's own
-	// (tokenizer.json), "bytes" (golora's 257-id byte tokenizer) or
-	// TokenizerNone (ids only) [golora_tokenizer].
+	// Tokenizer names the tokenizer: TokenizerHF ("hf", the folder's
+	// tokenizer.json, read with package tokenizer), "bytes" (golora's 257-id
+	// byte tokenizer) or TokenizerNone ("none", ids only)
+	// [golora_tokenizer; absent: "hf" when the folder has tokenizer files,
+	// else "none"].
 	Tokenizer string
 }
 
@@ -230,9 +232,9 @@ func (c Config) validate() error {
 		}
 	}
 	switch c.Tokenizer {
-	case "", "bytes", TokenizerNone:
+	case TokenizerHF, "bytes", TokenizerNone:
 	default:
-		return fmt.Errorf("Tokenizer = %q, want \"\" (the folder's tokenizer.json), \"bytes\" or %q", c.Tokenizer, TokenizerNone)
+		return fmt.Errorf("Tokenizer = %q, want %q (the folder's tokenizer.json), \"bytes\" or %q", c.Tokenizer, TokenizerHF, TokenizerNone)
 	}
 	if c.Tokenizer == "bytes" && c.VocabSize < 257 {
 		return fmt.Errorf("the bytes tokenizer has 257 ids but VocabSize = %d", c.VocabSize)

@@ -62,6 +62,13 @@
 // keys as PEFT writes them:
 // base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight [r, in].
 //
+// # Tokenizer
+//
+// A folder's tokenizer.json is read with package tokenizer (Config.Tokenizer
+// "hf"); presets use golora's byte tokenizer ("bytes") or ids ("none").
+// Model.Tokenizer and LoadTokenizer return it as a gpt.Tokenizer, and Save
+// writes its files back.
+//
 // # Generation
 //
 // Model implements gpt.Decodable, so package gpt's decoder, key/value

@@ -2,8 +2,11 @@ package llama
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -58,6 +61,19 @@ func ReadGenerationConfig(dir string) (GenerationConfig, error) {
 		return GenerationConfig{}, fmt.Errorf("llama: read generation config %s: %w", path, err)
 	}
 	return g, nil
+}
+
+// readGenerationIfAny reads dir's generation_config.json, nil when the
+// folder has none.
+func readGenerationIfAny(dir string) (*GenerationConfig, error) {
+	if _, err := os.Stat(filepath.Join(dir, GenerationConfigFile)); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	g, err := ReadGenerationConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &g, nil
 }
 
 func parseGeneration(raw []byte) (GenerationConfig, error) {

@@ -15,7 +15,7 @@ import (
 // width other than hidden/heads; mistral with a sliding window.
 func tinyConfig(arch string) Config {
 	c := Config{Arch: arch, NumLayers: 2, Hidden: 16, Intermediate: 24, Heads: 4, KVHeads: 2, VocabSize: 37,
-		MaxPositions: 16, RMSNormEps: 1e-6, RoPE: graph.RoPEConfig{Theta: 10000}, BOS: 1, EOS: []int{2}}
+		MaxPositions: 16, RMSNormEps: 1e-6, RoPE: graph.RoPEConfig{Theta: 10000}, BOS: 1, EOS: []int{2}, Tokenizer: TokenizerNone}
 	switch arch {
 	case ArchLlama:
 		c.RoPE = graph.RoPEConfig{Theta: 500000, Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositions: 8}

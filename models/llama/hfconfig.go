@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/golora/golora/graph"
+	"github.com/golora/golora/tokenizer"
 )
 
 // The files of a Hugging Face model folder that this package reads and
@@ -95,14 +96,16 @@ var archDefaults = map[string]struct{ maxPos, window, headDim int }{
 //     layer_types list with sliding_attention) becomes SlidingWindow:
 //     longer contexts are refused.
 //   - eos_token_id may be an id or a list; golora_tokenizer names a
-//     tokenizer golora trained the model with.
+//     tokenizer golora trained the model with ("bytes" or "none"); without
+//     it the tokenizer is the folder's files ("hf") when it has them, else
+//     "none".
 func ReadConfig(dir string) (Config, error) {
 	path := filepath.Join(dir, ConfigFile)
 	raw, err := readSmall(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("llama: read config: %w", err)
 	}
-	cfg, err := parseConfig(raw)
+	cfg, err := parseConfig(raw, tokenizer.HasFiles(dir))
 	if err != nil {
 		return Config{}, fmt.Errorf("llama: read config %s: %w", path, err)
 	}
@@ -148,7 +151,9 @@ func isNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || string(bytes.TrimSpace(raw)) == "null"
 }
 
-func parseConfig(raw []byte) (Config, error) {
+// parseConfig reads a config.json; tokFiles says whether its folder has
+// tokenizer files (the tokenizer when golora_tokenizer is absent).
+func parseConfig(raw []byte, tokFiles bool) (Config, error) {
 	var h hfConfig
 	if err := json.Unmarshal(raw, &h); err != nil {
 		return Config{}, fmt.Errorf("not a model config: %w", err)
@@ -199,8 +204,13 @@ func parseConfig(raw []byte) (Config, error) {
 	if h.InitializerRange != nil {
 		cfg.InitStd = *h.InitializerRange
 	}
-	if h.Tokenizer != nil {
+	switch {
+	case h.Tokenizer != nil:
 		cfg.Tokenizer = *h.Tokenizer
+	case tokFiles:
+		cfg.Tokenizer = TokenizerHF
+	default:
+		cfg.Tokenizer = TokenizerNone
 	}
 	attnBias := h.AttentionBias != nil && *h.AttentionBias
 	switch arch {
@@ -492,7 +502,7 @@ func marshalConfig(c Config, torchDType string) ([]byte, error) {
 	default:
 		out["eos_token_id"] = c.EOS
 	}
-	if c.Tokenizer != "" {
+	if c.Tokenizer != TokenizerHF { // "hf" is what the folder's files say
 		out[tokenizerKey] = c.Tokenizer
 	}
 	b, err := json.MarshalIndent(out, "", "  ")

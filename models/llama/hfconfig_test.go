@@ -69,7 +69,7 @@ func TestParseRealConfigs(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cfg, err := parseConfig([]byte(c.json))
+			cfg, err := parseConfig([]byte(c.json), false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -91,7 +91,7 @@ func TestConfigDefaults(t *testing.T) {
 		arch                        string
 		headDim, kv, maxPos, window int
 	}{{"llama", 16, 4, 2048, 0}, {"qwen2", 16, 4, 32768, 0}, {"qwen3", 128, 4, 32768, 0}, {"mistral", 16, 4, 131072, 4096}} {
-		cfg, err := parseConfig([]byte(`{"model_type":"` + c.arch + `",` + base + `}`))
+		cfg, err := parseConfig([]byte(`{"model_type":"`+c.arch+`",`+base+`}`), false)
 		if err != nil {
 			t.Fatalf("%s: %v", c.arch, err)
 		}
@@ -110,7 +110,7 @@ func TestConfigDefaults(t *testing.T) {
 		{`"use_sliding_window":true,"sliding_window":64,"max_window_layers":0`, 64},
 		{`"sliding_window":64,"layer_types":["full_attention","sliding_attention"]`, 64},
 		{`"sliding_window":null,"use_sliding_window":true,"max_window_layers":0`, 0}} {
-		cfg, err := parseConfig([]byte(`{"model_type":"qwen2",` + base + `,` + c.extra + `}`))
+		cfg, err := parseConfig([]byte(`{"model_type":"qwen2",`+base+`,`+c.extra+`}`), false)
 		if err != nil || cfg.SlidingWindow != c.window {
 			t.Errorf("%s: window %d (%v), want %d", c.extra, cfg.SlidingWindow, err, c.window)
 		}
@@ -145,19 +145,19 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := parseConfig([]byte(c.json))
+			_, err := parseConfig([]byte(c.json), false)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want it to contain %q", err, c.want)
 			}
 		})
 	}
 	// The same rotary embedding for every layer type is accepted.
-	cfg, err := parseConfig([]byte(`{` + base + `,"rope_parameters":{"full_attention":{"rope_type":"default","rope_theta":1e6},"sliding_attention":{"rope_type":"default","rope_theta":1e6}}}`))
+	cfg, err := parseConfig([]byte(`{`+base+`,"rope_parameters":{"full_attention":{"rope_type":"default","rope_theta":1e6},"sliding_attention":{"rope_type":"default","rope_theta":1e6}}}`), false)
 	if err != nil || cfg.RoPE.Theta != 1e6 {
 		t.Errorf("per-layer rope, all equal: %v, %+v", err, cfg.RoPE)
 	}
 	// rope_scaling wins over rope_parameters, as in transformers v5.
-	cfg, err = parseConfig([]byte(`{` + base + `,"rope_theta":100.0,"rope_scaling":{"rope_type":"linear","factor":2.0},"rope_parameters":{"rope_type":"default","rope_theta":7.0}}`))
+	cfg, err = parseConfig([]byte(`{`+base+`,"rope_theta":100.0,"rope_scaling":{"rope_type":"linear","factor":2.0},"rope_parameters":{"rope_type":"default","rope_theta":7.0}}`), false)
 	if err != nil || cfg.RoPE != (graph.RoPEConfig{Theta: 100, Type: "linear", Factor: 2}) {
 		t.Errorf("rope_scaling and rope_parameters: %v, %+v", err, cfg.RoPE)
 	}
@@ -181,7 +181,7 @@ func TestConfigRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := parseConfig(raw)
+		got, err := parseConfig(raw, false)
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", arch, err, raw)
 		}
@@ -204,7 +204,7 @@ func FuzzParseConfig(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		c, err := parseConfig(raw)
+		c, err := parseConfig(raw, false)
 		if err != nil {
 			return
 		}

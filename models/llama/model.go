@@ -8,7 +8,9 @@ import (
 	"strings"
 
 	"github.com/golora/golora/graph"
+	"github.com/golora/golora/models/gpt"
 	"github.com/golora/golora/nn"
+	"github.com/golora/golora/tokenizer"
 )
 
 // Model is a Llama-family decoder (LlamaForCausalLM and its Mistral, Qwen2
@@ -29,12 +31,14 @@ type Model struct {
 	// LMHead is lm_head [d, V], nil when the head is tied to Embed.
 	LMHead *nn.Linear
 
-	cfg    Config
-	dtype  graph.DType
-	gen    *GenerationConfig   // generation_config.json, nil when unknown
-	tokens nn.Layer            // the token lookup: Embed, or a wrapper
-	head   nn.Layer            // the untied head: LMHead, or a wrapper
-	base   map[string]nn.Layer // the layers New made, by path
+	cfg     Config
+	dtype   graph.DType
+	gen     *GenerationConfig    // generation_config.json, nil when unknown
+	hfTok   gpt.Tokenizer        // the tokenizer of tokenizer "hf"
+	hfFiles *tokenizer.Tokenizer // its files, written back by Save
+	tokens  nn.Layer             // the token lookup: Embed, or a wrapper
+	head    nn.Layer             // the untied head: LMHead, or a wrapper
+	base    map[string]nn.Layer  // the layers New made, by path
 }
 
 // Block is one decoder layer, model.layers.{i}:
