@@ -10,6 +10,7 @@ import (
 	"github.com/golora/golora/models/gpt"
 	"github.com/golora/golora/models/llama"
 	"github.com/golora/golora/nn/lora"
+	"github.com/golora/golora/tokenizer"
 )
 
 func ExamplePreset() {
@@ -140,4 +141,31 @@ func ExampleReadConfig() {
 	}
 	fmt.Println(kind, c.NumLayers, c.Heads, c.KVHeads, c.HeadDim, c.QKNorm, c.RoPE.Theta, c.EOS, c.NumParams())
 	// Output: qwen3 28 16 8 128 true 1e+06 [151645] 596049920
+}
+
+// A model carries its Hugging Face tokenizer: Save writes tokenizer.json
+// next to the weights, and LoadTokenizer reads it back without the weights.
+func ExampleLoadTokenizer() {
+	tok, err := tokenizer.LoadFile("../../tokenizer/testdata/bytelevel.json") // a small byte-level BPE
+	if err != nil {
+		log.Fatal(err)
+	}
+	cfg, _ := llama.Preset("llama-nano")
+	cfg.VocabSize, cfg.BOS, cfg.EOS = 300, -1, []int{273} // its ids, and <|endoftext|>
+	m, _ := llama.New(cfg, graph.Float32)
+	if err := m.SetTokenizer(tok, 273); err != nil {
+		log.Fatal(err)
+	}
+	dir, _ := os.MkdirTemp("", "llama-tok")
+	defer os.RemoveAll(dir)
+	if err := m.Save(filepath.Join(dir, "m")); err != nil {
+		log.Fatal(err)
+	}
+	t, err := llama.LoadTokenizer(filepath.Join(dir, "m"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ids := t.Encode("Hello world")
+	fmt.Println(t.Name(), ids, t.Decode(ids), t.EOT())
+	// Output: hf [271 263] Hello world 273
 }
