@@ -23,6 +23,11 @@ type StepInfo struct {
 	TokensPerSec float64 `json:"tokens_per_sec"`
 	// ElapsedSec is the time since this Train call started.
 	ElapsedSec float64 `json:"elapsed_sec"`
+	// Ranks is the number of processes of a data-parallel run (0: one
+	// process) and AllReducedBytes the gradient bytes this step all-reduced
+	// (Trainer.GradientBytes); Loss, Tokens and TokensPerSec are global.
+	Ranks           int   `json:"ranks,omitempty"`
+	AllReducedBytes int64 `json:"allreduced_bytes,omitempty"`
 }
 
 // EvalResult is a validation score: the mask-weighted mean cross-entropy over
