@@ -301,6 +301,8 @@ func (r *run) reduceStep(step int, lossSum, lossTokens float64) (float64, error)
 		}
 	}
 	d.stepBytes = t.GradientBytes()
+	r.res.Ranks = d.size
+	r.res.AllReducedBytes += d.stepBytes
 	return ctrl[ctrlLossSum] / n, nil
 }
 

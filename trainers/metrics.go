@@ -88,6 +88,11 @@ type Result struct {
 	// its step; BestStep is 0 when no validation has run.
 	BestValidLoss float64
 	BestStep      int
+	// Ranks is the number of processes of a data-parallel run (0: one
+	// process) and AllReducedBytes the gradient bytes all-reduced by this
+	// call's steps.
+	Ranks           int
+	AllReducedBytes int64
 }
 
 // writeMetric writes v as one JSON line to w (nil: nothing).

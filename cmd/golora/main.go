@@ -30,7 +30,7 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(finishDist(run(os.Args[1:], os.Stdout, os.Stderr), os.Stderr))
 }
 
 // command is one subcommand.
