@@ -29,7 +29,7 @@ func loadBase(flagName, dir string) (*gpt.Model, gpt.Tokenizer, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("--%s %s: %w", flagName, dir, err)
 	}
-	tok, err := gpt.NewTokenizer(m.Config().Tokenizer)
+	tok, err := m.Tokenizer()
 	if err != nil {
 		return nil, nil, fmt.Errorf("--%s %s: %w", flagName, dir, err)
 	}

@@ -123,7 +123,7 @@ func (m *Model) NewGenerator(opts GenerateOptions) (*Generator, error) {
 	}
 	g := &Generator{m: m, opts: opts, beams: max(1, opts.Beams), stops: opts.StopTokens}
 	if g.stops == nil {
-		eot, err := eotOf(m.cfg.Tokenizer)
+		eot, err := m.eot()
 		if err != nil {
 			return nil, fmt.Errorf("gpt: generate: default stop token: %w", err)
 		}
@@ -145,15 +145,15 @@ func (m *Model) Generate(prompts [][]int, opts GenerateOptions) ([]Generation, e
 	return g.Generate(prompts)
 }
 
-// eotOf is the end-of-text id of the tokenizer called name.
-func eotOf(name string) (int, error) {
-	switch name {
+// eot is the end-of-text id of the model's tokenizer.
+func (m *Model) eot() (int, error) {
+	switch m.cfg.Tokenizer {
 	case "bytes":
 		return byteEOT, nil
 	case "gpt2":
 		return gpt2EOT, nil
 	}
-	tok, err := NewTokenizer(name)
+	tok, err := m.Tokenizer()
 	if err != nil {
 		return 0, err
 	}
