@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -63,11 +64,23 @@ func watchTermination(c *cli, w *mpi.World) {
 	}()
 }
 
-// failDist ends a data-parallel job after an error on this rank: it prints
-// the error, naming the rank, and aborts every rank (the others may be
-// waiting for this one). It returns only for a single process.
+// errOtherRank is returned by a rank other than 0 when every rank stopped
+// together (the run was asked to stop): rank 0 reports it.
+var errOtherRank = errors.New("stopped with rank 0")
+
+// failDist ends a data-parallel job after an error on this rank. A stop
+// every rank agreed on (a context cancelled on some rank) returns normally,
+// so that the ranks finalise MPI together, and only rank 0 reports it. Any
+// other error is printed, naming the rank, and aborts every rank (the others
+// may be waiting for this one). It returns only for a single process.
 func failDist(c *cli, w *mpi.World, err error) error {
 	if w == nil || w.Size() == 1 || err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) {
+		if w.Rank() != 0 {
+			return errOtherRank
+		}
 		return err
 	}
 	code := 1

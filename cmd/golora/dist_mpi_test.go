@@ -253,3 +253,56 @@ func rankPID(ppid, rank int) (int, error) {
 	}
 	return 0, errors.New("no process of rank " + strconv.Itoa(rank) + " under mpirun")
 }
+
+// TestMPIInterruptOneRank: SIGINT to one rank (not to mpirun) stops every
+// rank after the same step; rank 0 writes a checkpoint there and says how to
+// continue, and the ranks finalise MPI together (no abort).
+func TestMPIInterruptOneRank(t *testing.T) {
+	if _, err := os.Stat("/proc/self/environ"); err != nil {
+		t.Skip("needs /proc to find the ranks")
+	}
+	f := getFixture(t)
+	dir := t.TempDir()
+	ckpt := filepath.Join(dir, "run.safetensors")
+	cmd, _, errOut := mpirun(t, 2, "finetune", "--base", f.base, "--data", f.prose, "--out", filepath.Join(dir, "a"),
+		"--batch", "4", "--context", "16", "--steps", "1000000", "--checkpoint", ckpt, "--checkpoint-every", "10", "--quiet")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	}()
+	for start := time.Now(); ; {
+		if _, err := os.Stat(ckpt); err == nil {
+			break
+		}
+		if time.Since(start) > 2*time.Minute {
+			t.Fatal("no checkpoint after 2 minutes")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	victim, err := rankPID(cmd.Process.Pid, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(victim, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("still running 60 s after SIGINT to rank 1\n%s", errOut)
+	}
+	out := errOut.String()
+	if err == nil || !strings.Contains(out, "another rank was asked to stop") || !strings.Contains(out, "continue with --resume") || strings.Contains(out, "MPI_ABORT") {
+		t.Fatalf("mpirun: %v; want rank 0's stop message and no abort:\n%s", err, out)
+	}
+	meta, err := trainers.ReadCheckpointMeta(ckpt)
+	if err != nil || !strings.Contains(out, fmt.Sprintf("stopped after step %d", meta.Step)) {
+		t.Fatalf("checkpoint at step %d (%v) is not where the run stopped:\n%s", meta.Step, err, out)
+	}
+}
