@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages golora uses beyond Go itself: OpenBLAS for the
-# optional cgo BLAS (build tag "openblas"). Safe to run again.
+# optional cgo BLAS (build tag "openblas"), and Open MPI for data-parallel
+# training (build tag "mpi", scripts/setup-mpi.sh). Safe to run again.
 set -euo pipefail
 need=()
 dpkg -s libopenblas-dev >/dev/null 2>&1 || need+=(libopenblas-dev)
@@ -10,3 +11,4 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
+bash "$(dirname "$0")/setup-mpi.sh"

@@ -73,6 +73,10 @@ func badInputs() []badInput {
 		{"command line", "unknown tokenizer", "tokenize --tokenizer sentencepiece --text x", 2, []string{`--tokenizer "sentencepiece"`}, nil},
 		{"command line", "bench: unknown configuration", "bench --configs huge", 2, []string{`--configs "huge"`}, nil},
 		{"command line", "bench: negative steps", "bench --steps -1", 2, []string{"--steps -1"}, nil},
+		{"command line", "bench: 100,000 threads", "bench --threads 100000", 2, []string{"--threads 100000: want at most"}, nil},
+		{"command line", "tokenize with /dev/zero as tokenizer", "tokenize --tokenizer /dev/zero --text x", 1, []string{"/dev/zero: not a regular file"}, nil},
+		{"command line", "tokenize with a named pipe as tokenizer", "tokenize --tokenizer fifo --text x", 1, []string{"fifo: not a regular file"}, nil},
+		{"command line", "tokenize with a text file as tokenizer", "tokenize --tokenizer prose.txt --text x", 1, []string{"prose.txt", "not a tokenizer.json"}, nil},
 
 		// Numbers out of range.
 		{"training numbers", "--steps -1", ft("--steps -1"), 2, []string{"--steps -1: want ≥ 0"}, nil},

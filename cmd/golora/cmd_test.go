@@ -368,6 +368,16 @@ func TestTokenize(t *testing.T) {
 	if !slices.Equal(ids, []int{15496, 995}) { // GPT-2's ids for "Hello" and " world"
 		t.Errorf("gpt2 ids %v", ids)
 	}
+	// A tokenizer.json (the package's own small byte-level fixture): "Hello",
+	// " the", " world" are tokens of it, and <|endoftext|> is its special token.
+	decodeJSON(t, mustRun(t, "tokenize", "--tokenizer", "../../tokenizer/testdata/bytelevel.json",
+		"--text", "Hello the world<|endoftext|>", "--json").stdout, &ids)
+	if !slices.Equal(ids, []int{271, 258, 263, 273}) {
+		t.Errorf("tokenizer.json ids %v", ids)
+	}
+	if r := golora("tokenize", "--tokenizer", "no-such-file.json", "--text", "x"); r.code == 0 || !strings.Contains(r.stderr, "no-such-file.json") {
+		t.Errorf("missing --tokenizer file: code %d, stderr %q", r.code, r.stderr)
+	}
 }
 
 func TestInspect(t *testing.T) {

@@ -33,7 +33,7 @@ func loadBase(flagName, dir string) (*gpt.Model, gpt.Tokenizer, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("--%s %s: %w", flagName, dir, err)
 	}
-	tok, err := gpt.NewTokenizer(m.Config().Tokenizer)
+	tok, err := m.Tokenizer()
 	if err != nil {
 		return nil, nil, fmt.Errorf("--%s %s: %w", flagName, dir, err)
 	}
@@ -146,6 +146,7 @@ type trainFlags struct {
 	jsonOut, quiet           bool
 	validTokens              int
 	force                    bool
+	dist                     distFlags // data-parallel runs (dist.go)
 }
 
 // defaultValidTokens caps each validation: enough tokens for a loss
@@ -181,6 +182,7 @@ func (t *trainFlags) register(f *flags, lrHelp string) {
 	f.BoolVar(&t.force, "force", false, "go ahead where golora would refuse: --resume with another --steps, --seed, --batch, --context or data, a --rank above a layer's width")
 	f.BoolVar(&t.jsonOut, "json", false, "print the result as JSON")
 	f.BoolVar(&t.quiet, "quiet", false, "no progress output")
+	t.dist.register(f)
 }
 
 // guard refuses outputs (--out, --checkpoint, --metrics) that would
@@ -324,6 +326,9 @@ type trainSummary struct {
 	Seconds         float64  `json:"seconds"`
 	TokensPerSec    float64  `json:"tokens_per_sec"`
 	Checkpoint      string   `json:"checkpoint,omitempty"`
+	// Data-parallel runs (MPI): the ranks and the gradient bytes each step all-reduced.
+	Ranks                  int   `json:"ranks,omitempty"`
+	AllReducedBytesPerStep int64 `json:"allreduced_bytes_per_step,omitempty"`
 }
 
 // summarize fills a trainSummary from a training result.
@@ -341,6 +346,9 @@ func summarize(res trainers.Result, params []*graph.Param) trainSummary {
 	// Throughput of training alone: validation time left out.
 	if train := (res.Elapsed - res.EvalTime).Seconds(); train > 0 {
 		s.TokensPerSec = float64(res.Tokens) / train
+	}
+	if done := res.Steps - res.FirstStep; res.Ranks > 1 && done > 0 {
+		s.Ranks, s.AllReducedBytesPerStep = res.Ranks, res.AllReducedBytes/int64(done)
 	}
 	for _, p := range params {
 		s.AllParams += p.Len()
@@ -376,6 +384,9 @@ func (s trainSummary) print(w io.Writer, asJSON bool) error {
 		parts = append(parts, fmt.Sprintf("validation loss %.4f (perplexity %.2f)", s.ValidLoss, s.ValidPerplexity))
 	}
 	fmt.Fprintln(w, strings.Join(parts, ", "))
+	if s.Ranks > 1 {
+		fmt.Fprintf(w, "%d ranks, %s of gradients all-reduced per step\n", s.Ranks, byteSize(s.AllReducedBytesPerStep))
+	}
 	if s.Checkpoint != "" {
 		fmt.Fprintf(w, "checkpoint %s\n", s.Checkpoint)
 	}

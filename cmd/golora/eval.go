@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
 	"github.com/golora/golora/models/gpt"
 	"github.com/golora/golora/nn/lora"
+	"github.com/golora/golora/tokenizer"
 	"github.com/golora/golora/trainers"
 )
 
@@ -214,12 +216,12 @@ func runMerge(c *cli, args []string) error {
 
 func runTokenize(c *cli, args []string) error {
 	f := newFlags(c, "--base MODEL_DIR --text TEXT",
-		"Prints the token ids of --text under the model's tokenizer, space-separated on one line\n(or as a JSON array). --tokenizer names a tokenizer instead of a model.",
+		"Prints the token ids of --text under the model's tokenizer, space-separated on one line\n(or as a JSON array). --tokenizer names a tokenizer instead of a model: bytes, gpt2, or\na Hugging Face tokenizer.json (or a folder with one, or with vocab.json and merges.txt).",
 		`golora tokenize --base nano-model --text "Hello, world"`)
 	var base, text, tokName string
 	var asJSON bool
 	f.StringVar(&base, "base", "", "`MODEL_DIR`: model folder whose tokenizer to use")
-	f.StringVar(&tokName, "tokenizer", "", "tokenizer `NAME` instead of --base: bytes or gpt2")
+	f.StringVar(&tokName, "tokenizer", "", "tokenizer `NAME|PATH` instead of --base: bytes, gpt2, or a tokenizer.json file or folder")
 	f.StringVar(&text, "text", "", "the `TEXT` to tokenize")
 	f.BoolVar(&asJSON, "json", false, "print a JSON array")
 	pos, err := f.parse(args)
@@ -229,29 +231,47 @@ func runTokenize(c *cli, args []string) error {
 	if err := f.noArgs(pos); err != nil {
 		return err
 	}
-	var tok gpt.Tokenizer
+	var encode func(string) ([]int, error)
 	switch {
 	case base != "" && tokName != "":
 		return usagef("give --base or --tokenizer, not both")
-	case tokName != "":
-		if tok, err = gpt.NewTokenizer(tokName); err != nil {
-			return usagef("--tokenizer %q: want bytes or gpt2", tokName)
+	case tokName == "bytes" || tokName == "gpt2":
+		tok, err := gpt.NewTokenizer(tokName)
+		if err != nil {
+			return err
 		}
+		encode = func(s string) ([]int, error) { return tok.Encode(s), nil }
+	case tokName != "":
+		st, err := os.Stat(tokName)
+		if err != nil {
+			return usagef("--tokenizer %q: want bytes, gpt2, or a tokenizer.json file or folder (%v)", tokName, err)
+		}
+		var ht *tokenizer.Tokenizer
+		if st.IsDir() {
+			ht, err = tokenizer.LoadDir(tokName)
+		} else {
+			ht, err = tokenizer.LoadFile(tokName)
+		}
+		if err != nil {
+			return fmt.Errorf("--tokenizer %s: %w", tokName, err)
+		}
+		encode = ht.Encode
 	case base != "":
 		if err := checkInputDir("base", base, gpt.ConfigFile); err != nil {
 			return err
 		}
-		cfg, err := gpt.ReadConfig(base)
+		tok, err := gpt.LoadTokenizer(base)
 		if err != nil {
 			return fmt.Errorf("--base %s: %w", base, err)
 		}
-		if tok, err = gpt.NewTokenizer(cfg.Tokenizer); err != nil {
-			return fmt.Errorf("--base %s: %w", base, err)
-		}
+		encode = func(s string) ([]int, error) { return tok.Encode(s), nil }
 	default:
 		return usagef("--base is required (or --tokenizer)")
 	}
-	ids := tok.Encode(text)
+	ids, err := encode(text)
+	if err != nil {
+		return err
+	}
 	if asJSON {
 		if ids == nil {
 			ids = []int{}

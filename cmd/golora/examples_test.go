@@ -198,7 +198,7 @@ func exampleFixtures(t *testing.T) *exampleInputs {
 	if err := os.Symlink(exe, filepath.Join(bin, "golora")); err != nil {
 		t.Fatal(err)
 	}
-	fx.env = append(os.Environ(), envMain+"=1", "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	fx.env = append(os.Environ(), asGolora+"=1", "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	mustRun(t, "pretrain", "--preset", "nano", "--layers", "2", "--embd", "32", "--heads", "2", "--data", fx.text,
 		"--out", fx.model, "--steps", "30", "--batch", "4", "--quiet")
 	mustRun(t, "finetune", "--base", fx.model, "--data", fx.text, "--out", fx.adapter, "--steps", "4", "--batch", "4",

@@ -141,7 +141,7 @@ func TestMergeNeverModifiesInputs(t *testing.T) {
 func process(t *testing.T, env []string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(append(os.Environ(), envMain+"=1"), env...)
+	cmd.Env = append(append(os.Environ(), asGolora+"=1"), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -259,7 +259,7 @@ func TestInterruptedRunResumes(t *testing.T) {
 	args := []string{"finetune", "--base", f.base, "--data", f.prose, "--context", "16", "--batch", "2",
 		"--checkpoint", ckpt, "--metrics", metrics, "--eval-every", "1000000"}
 	cmd := exec.Command(os.Args[0], append(args, "--steps", "100000000", "--out", filepath.Join(dir, "a"))...)
-	cmd.Env = append(os.Environ(), envMain+"=1")
+	cmd.Env = append(os.Environ(), asGolora+"=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

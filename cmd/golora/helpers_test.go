@@ -61,13 +61,13 @@ func tinyModel(d int) []string {
 		"--context", "16", "--batch", "4", "--quiet"}
 }
 
-// envMain makes the test binary run as the golora command itself (see
-// goloraBinary), so that tests can run it as a separate process.
-const envMain = "GOLORA_TEST_AS_COMMAND"
+// asGolora, set to 1 in the environment, makes the test binary run as the
+// golora command (tests start it under mpirun).
+const asGolora = "GOLORA_TEST_AS_GOLORA"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(envMain) == "1" {
-		main()
+	if os.Getenv(asGolora) == "1" {
+		os.Exit(finishDist(run(os.Args[1:], os.Stdout, os.Stderr), os.Stderr))
 	}
 	code := m.Run()
 	if fix.dir != "" {

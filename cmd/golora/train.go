@@ -102,8 +102,8 @@ func runPretrain(c *cli, args []string) error {
 	if err := m.Init(graph.NewRand(t.seed)); err != nil {
 		return err
 	}
-	res, err := trainModel(c, &t, m, tc, train, valid, "pretrain", out)
-	if err != nil {
+	res, leader, err := trainModel(c, &t, m, tc, train, valid, "pretrain", out)
+	if err != nil || !leader { // data-parallel: rank 0 writes
 		return err
 	}
 	if err := makeParent(out); err != nil {
@@ -209,8 +209,8 @@ func runFinetune(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := trainModel(c, &t, m, tc, train, valid, "finetune", out)
-	if err != nil {
+	res, leader, err := trainModel(c, &t, m, tc, train, valid, "finetune", out)
+	if err != nil || !leader { // data-parallel: rank 0 writes
 		return err
 	}
 	if err := makeParent(out); err != nil {
@@ -277,44 +277,58 @@ const maxSteps = 1<<31 - 1
 // trainModel trains m's trainable parameters with the options of t,
 // drawing progress on stderr, for the command writing to out. Ctrl-C stops
 // after the current step (writing the checkpoint when one is configured).
-func trainModel(c *cli, t *trainFlags, m *gpt.Model, tc trainers.Config, train, valid trainers.Dataset, label, out string) (trainers.Result, error) {
+// Started by an MPI launcher (golora built with -tags mpi), it trains as one
+// rank of a data-parallel run: leader is false on every rank but 0, which
+// writes nothing, and an error on any rank stops the whole job.
+func trainModel(c *cli, t *trainFlags, m *gpt.Model, tc trainers.Config, train, valid trainers.Dataset, label, out string) (res trainers.Result, leader bool, err error) {
+	world, err := joinWorld(c, t.dist.timeout)
+	if err != nil {
+		return res, false, err
+	}
+	defer func() { err = failDist(c, world, err) }()
+	leader = world == nil || world.Rank() == 0
 	var metrics bytes.Buffer
 	if t.metrics != "" {
 		tc.Metrics = &metrics
 	}
-	bar := newProgress(c.stderr, label, t.quiet)
+	bar := newProgress(c.stderr, label, t.quiet || !leader)
 	tc.Observer = bar.observer()
 	tc.DataID = trainers.Fingerprint(train)
-	if err := removeStale(bar, label, tc.CheckpointPath, t.metrics, out); err != nil {
-		return trainers.Result{}, err
+	if leader { // the files are rank 0's
+		if err := removeStale(bar, label, tc.CheckpointPath, t.metrics, out); err != nil {
+			return trainers.Result{}, leader, err
+		}
 	}
 	tr, err := trainers.New(m, tc)
 	if err != nil {
-		return trainers.Result{}, err
+		return trainers.Result{}, leader, err
 	}
 	defer tr.Close()
+	if err := setCollective(tr, world, bar, label, tc.Batch); err != nil {
+		return trainers.Result{}, leader, err
+	}
 	if total := tr.Schedule(train.Len()).Total; total > maxSteps {
 		if t.steps > 0 {
-			return trainers.Result{}, usagef("--steps %d: want at most %d", t.steps, maxSteps)
+			return trainers.Result{}, leader, usagef("--steps %d: want at most %d", t.steps, maxSteps)
 		}
-		return trainers.Result{}, usagef("--epochs %d: %d passes over %d examples take %d steps, more than %d; give fewer --epochs or --steps", t.epochs, t.epochs, train.Len(), total, maxSteps)
+		return trainers.Result{}, leader, usagef("--epochs %d: %d passes over %d examples take %d steps, more than %d; give fewer --epochs or --steps", t.epochs, t.epochs, train.Len(), total, maxSteps)
 	}
 	if t.resume != "" {
 		if err := checkInputFile("resume", t.resume); err != nil {
-			return trainers.Result{}, err
+			return trainers.Result{}, leader, err
 		}
 		meta, err := trainers.ReadCheckpointMeta(t.resume)
 		if err != nil {
-			return trainers.Result{}, fmt.Errorf("--resume %s: %w", t.resume, err)
+			return trainers.Result{}, leader, fmt.Errorf("--resume %s: %w", t.resume, err)
 		}
 		if err := checkResume(t, tc, tr.Schedule(train.Len()).Total, meta); err != nil {
-			return trainers.Result{}, err
+			return trainers.Result{}, leader, err
 		}
 		if err := tr.Resume(t.resume); err != nil {
 			if errors.Is(err, trainers.ErrOtherModel) {
-				return trainers.Result{}, fmt.Errorf("--resume %s was made for another base or other adapter flags (--targets, --rank, --full): %s", t.resume, after(err, trainers.ErrOtherModel))
+				return trainers.Result{}, leader, fmt.Errorf("--resume %s was made for another base or other adapter flags (--targets, --rank, --full): %s", t.resume, after(err, trainers.ErrOtherModel))
 			}
-			return trainers.Result{}, fmt.Errorf("--resume %s: %w", t.resume, err)
+			return trainers.Result{}, leader, fmt.Errorf("--resume %s: %w", t.resume, err)
 		}
 		bar.resumed(tr.Step())
 		bar.message("%s: resumed at step %d from %s", label, tr.Step(), t.resume)
@@ -325,28 +339,28 @@ func trainModel(c *cli, t *trainFlags, m *gpt.Model, tc trainers.Config, train, 
 	bar.endLine()
 	stopped := errors.Is(trainErr, context.Canceled) && tc.CheckpointPath != ""
 	if trainErr != nil && !stopped {
-		return res, trainErr
+		return res, leader, trainErr
 	}
-	if t.metrics != "" {
+	if t.metrics != "" && leader {
 		// On resume the history goes on from the checkpoint's step; after
 		// Ctrl-C it is written up to the checkpoint just saved.
 		b := metrics.Bytes()
 		if t.resume != "" {
 			if b, err = mergeMetrics(t.metrics, res.FirstStep, b); err != nil {
-				return res, fmt.Errorf("--metrics %s: %w", t.metrics, err)
+				return res, leader, fmt.Errorf("--metrics %s: %w", t.metrics, err)
 			}
 		}
 		if err := makeParent(t.metrics); err != nil {
-			return res, err
+			return res, leader, err
 		}
 		if err := writeFileAtomic(t.metrics, b); err != nil {
-			return res, fmt.Errorf("--metrics %s: %w", t.metrics, err)
+			return res, leader, fmt.Errorf("--metrics %s: %w", t.metrics, err)
 		}
 	}
 	if stopped {
-		return res, fmt.Errorf("%w; continue with --resume %s", trainErr, tc.CheckpointPath)
+		return res, leader, fmt.Errorf("%w; continue with --resume %s", trainErr, tc.CheckpointPath)
 	}
-	return res, nil
+	return res, leader, nil
 }
 
 // presetFlagName renders a model Config field as pretrain's flag, noting

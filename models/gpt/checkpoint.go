@@ -16,6 +16,7 @@ import (
 	"github.com/golora/golora/graph"
 	"github.com/golora/golora/internal/atomicfile"
 	"github.com/golora/golora/safetensors"
+	"github.com/golora/golora/tokenizer"
 )
 
 // The two files of a Hugging Face GPT-2 folder.
@@ -59,40 +60,48 @@ type hfConfig struct {
 // ReadConfig reads the config.json of a Hugging Face GPT-2 folder and returns
 // it as a Config; see Load for the keys it reads and the checks it makes.
 func ReadConfig(dir string) (Config, error) {
+	cfg, _, err := readConfig(dir)
+	return cfg, err
+}
+
+// readConfig is ReadConfig that also returns the keys as read.
+func readConfig(dir string) (Config, hfConfig, error) {
 	path := filepath.Join(dir, ConfigFile)
 	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Size() > maxConfigSize {
-		return Config{}, fmt.Errorf("gpt: read config %s: %d bytes, more than a config can need (%d)", path, st.Size(), maxConfigSize)
+		return Config{}, hfConfig{}, fmt.Errorf("gpt: read config %s: %d bytes, more than a config can need (%d)", path, st.Size(), maxConfigSize)
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return Config{}, fmt.Errorf("gpt: read config: %w", err)
+		return Config{}, hfConfig{}, fmt.Errorf("gpt: read config: %w", err)
 	}
-	cfg, err := parseConfig(raw)
+	cfg, h, err := parseConfig(raw, tokenizer.HasFiles(dir))
 	if err != nil {
-		return Config{}, fmt.Errorf("gpt: read config %s: %w", path, err)
+		return Config{}, hfConfig{}, fmt.Errorf("gpt: read config %s: %w", path, err)
 	}
-	return cfg, nil
+	return cfg, h, nil
 }
 
-func parseConfig(raw []byte) (Config, error) {
+// parseConfig reads config.json; hasFiles says whether the folder has
+// Hugging Face tokenizer files.
+func parseConfig(raw []byte, hasFiles bool) (Config, hfConfig, error) {
 	var h hfConfig
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&h); err != nil {
-		return Config{}, fmt.Errorf("not a GPT-2 config: %w", err)
+		return Config{}, h, fmt.Errorf("not a GPT-2 config: %w", err)
 	}
 	if h.ModelType != nil && *h.ModelType != "gpt2" {
-		return Config{}, fmt.Errorf("model_type %q, want \"gpt2\"", *h.ModelType)
+		return Config{}, h, fmt.Errorf("model_type %q, want \"gpt2\"", *h.ModelType)
 	}
 	if h.Activation != nil && *h.Activation != "gelu_new" && *h.Activation != "gelu_pytorch_tanh" {
-		return Config{}, fmt.Errorf("activation_function %q: golora's GPT-2 uses the tanh GELU (\"gelu_new\")", *h.Activation)
+		return Config{}, h, fmt.Errorf("activation_function %q: golora's GPT-2 uses the tanh GELU (\"gelu_new\")", *h.Activation)
 	}
 	switch {
 	case h.ScaleAttnWeights != nil && !*h.ScaleAttnWeights:
-		return Config{}, errors.New("scale_attn_weights false is not supported (GPT-2 scales by 1/√head_dim)")
+		return Config{}, h, errors.New("scale_attn_weights false is not supported (GPT-2 scales by 1/√head_dim)")
 	case h.ScaleAttnByInverseLayer != nil && *h.ScaleAttnByInverseLayer:
-		return Config{}, errors.New("scale_attn_by_inverse_layer_idx true is not supported")
+		return Config{}, h, errors.New("scale_attn_by_inverse_layer_idx true is not supported")
 	case h.AddCrossAttention != nil && *h.AddCrossAttention:
-		return Config{}, errors.New("add_cross_attention true is not supported (GPT-2 is decoder-only)")
+		return Config{}, h, errors.New("add_cross_attention true is not supported (GPT-2 is decoder-only)")
 	}
 	required := []struct {
 		key string
@@ -100,7 +109,7 @@ func parseConfig(raw []byte) (Config, error) {
 	}{{"n_layer", h.NLayer}, {"n_head", h.NHead}, {"n_embd", h.NEmbd}, {"vocab_size", h.VocabSize}}
 	for _, r := range required {
 		if r.v == nil {
-			return Config{}, fmt.Errorf("no %s", r.key)
+			return Config{}, h, fmt.Errorf("no %s", r.key)
 		}
 	}
 	positions := h.NPositions
@@ -108,10 +117,10 @@ func parseConfig(raw []byte) (Config, error) {
 		positions = h.NCtx // the older name of the same size
 	}
 	if positions == nil {
-		return Config{}, errors.New("no n_positions")
+		return Config{}, h, errors.New("no n_positions")
 	}
 	if h.NInner != nil && *h.NInner != 4**h.NEmbd {
-		return Config{}, fmt.Errorf("n_inner %d: only GPT-2's MLP width 4·n_embd = %d is supported", *h.NInner, 4**h.NEmbd)
+		return Config{}, h, fmt.Errorf("n_inner %d: only GPT-2's MLP width 4·n_embd = %d is supported", *h.NInner, 4**h.NEmbd)
 	}
 	cfg := Config{
 		NLayer: *h.NLayer, NHead: *h.NHead, NEmbd: *h.NEmbd, BlockSize: *positions, VocabSize: *h.VocabSize,
@@ -129,24 +138,22 @@ func parseConfig(raw []byte) (Config, error) {
 	switch {
 	case h.Tokenizer != nil:
 		cfg.Tokenizer = *h.Tokenizer
+	case hasFiles:
+		cfg.Tokenizer = TokenizerHF // tokenizer.json or vocab.json + merges.txt
 	case cfg.VocabSize == gpt2Vocab:
-		cfg.Tokenizer = "gpt2" // a checkpoint from the hub
+		cfg.Tokenizer = "gpt2" // a checkpoint from the hub without tokenizer files
 	default:
-		return Config{}, fmt.Errorf("no %q key and vocab_size %d is not GPT-2's %d: add \"%s\": \"bytes\" (or the name of the tokenizer the model was trained with)",
+		return Config{}, h, fmt.Errorf("no %q key and vocab_size %d is not GPT-2's %d: add \"%s\": \"bytes\" (or the name of the tokenizer the model was trained with)",
 			tokenizerKey, cfg.VocabSize, gpt2Vocab, tokenizerKey)
 	}
 	if err := cfg.validate(HFName); err != nil {
-		return Config{}, err
+		return Config{}, h, err
 	}
-	return cfg, nil
+	return cfg, h, nil
 }
 
 // marshalConfig writes cfg with the keys of a Hugging Face GPT2Config.
-func marshalConfig(cfg Config) ([]byte, error) {
-	tok, err := NewTokenizer(cfg.Tokenizer)
-	if err != nil {
-		return nil, err
-	}
+func marshalConfig(cfg Config, tok Tokenizer) ([]byte, error) {
 	eot := tok.EOT()
 	str := func(s string) *string { return &s }
 	h := hfConfig{
@@ -185,8 +192,10 @@ var bufferKey = regexp.MustCompile(`^h\.[0-9]+\.attn\.(bias|masked_bias)$`)
 // config.json must have n_layer, n_head, n_embd, vocab_size and n_positions
 // (or n_ctx); layer_norm_epsilon, embd_pdrop, resid_pdrop and attn_pdrop
 // default to GPT2Config's 1e-5 and 0.1. The tokenizer is the
-// "golora_tokenizer" key, or "gpt2" when that key is absent and vocab_size is
-// 50257. model_type (if present) must be "gpt2", activation_function
+// "golora_tokenizer" key; when that key is absent, it is the folder's
+// Hugging Face tokenizer files ("hf": tokenizer.json, or vocab.json and
+// merges.txt, read with package tokenizer) if it has them, else "gpt2"
+// when vocab_size is 50257. model_type (if present) must be "gpt2", activation_function
 // "gelu_new", and the options that change GPT-2's architecture (n_inner,
 // scale_attn_weights, scale_attn_by_inverse_layer_idx, add_cross_attention)
 // must keep GPT-2's values.
@@ -199,7 +208,7 @@ var bufferKey = regexp.MustCompile(`^h\.[0-9]+\.attn\.(bias|masked_bias)$`)
 // mis-shaped tensor, or a config that does not match the tensors is an error
 // that names the file and the tensor.
 func Load(dir string, dt graph.DType) (*Model, error) {
-	cfg, err := ReadConfig(dir)
+	cfg, h, err := readConfig(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -213,9 +222,17 @@ func Load(dir string, dt graph.DType) (*Model, error) {
 	if err := checkWeightsFit(cfg, dt, f.DataBytes()); err != nil {
 		return nil, fmt.Errorf("gpt: load %s: %w", dir, err)
 	}
-	m, err := assemble(cfg, dt) // ReadConfig validated cfg
+	m, err := assemble(cfg, dt) // readConfig validated cfg
 	if err != nil {
 		return nil, fmt.Errorf("gpt: load %s: %w", dir, err)
+	}
+	if cfg.Tokenizer == TokenizerHF {
+		if m.hfFiles, m.hfTok, err = hfTokenizerOf(dir, h.EosTokenID); err != nil {
+			return nil, err
+		}
+		if v := m.hfTok.VocabSize(); v > cfg.VocabSize {
+			return nil, fmt.Errorf("gpt: load %s: the tokenizer has %d ids but %s has vocab_size %d", dir, v, ConfigFile, cfg.VocabSize)
+		}
 	}
 	if err := m.loadWeights(f, path); err != nil {
 		return nil, err
@@ -349,22 +366,36 @@ func firstNonFinite(p *graph.Param) int {
 // same model bit for bit; the folder has the layout in which the Hugging
 // Face library reads a GPT2LMHeadModel.
 //
+// A model whose tokenizer is "hf" also gets the tokenizer files it was
+// loaded with (or that SetTokenizer gave it), so the folder reloads with
+// the same tokenizer.
+//
 // The folder is replaced atomically (see atomicfile.ReplaceDir): a reader
 // sees the old complete folder or the new one. To keep that promise without
 // deleting anything else, Save refuses a dir that holds files other than
-// config.json and model.safetensors. It also refuses a model whose layers
+// config.json, model.safetensors and the tokenizer files it writes. It also refuses a model whose layers
 // SetLayer replaced (LoRA wrappers): merge and unwrap them first, or save the
 // adapter with package lora, so that no trained weight is silently left out.
 func (m *Model) Save(dir string) error {
 	if r := m.replaced(); len(r) > 0 {
 		return fmt.Errorf("gpt: save %s: layers %s are replaced by wrappers (LoRA?): restore the base layers (merging first to keep the change) or save the adapter separately", dir, strings.Join(r, ", "))
 	}
+	tok, err := m.Tokenizer()
+	if err != nil {
+		return fmt.Errorf("gpt: save %s: %w", dir, err)
+	}
+	var tokFiles []tokenizer.File
+	if m.cfg.Tokenizer == TokenizerHF {
+		tokFiles = m.hfFiles.Files()
+	}
 	if entries, err := os.ReadDir(dir); err == nil {
 		var other []string
 		for _, e := range entries {
-			if n := e.Name(); n != ConfigFile && n != WeightsFile {
-				other = append(other, n)
+			n := e.Name()
+			if n == ConfigFile || n == WeightsFile || slices.ContainsFunc(tokFiles, func(f tokenizer.File) bool { return f.Name == n }) {
+				continue
 			}
+			other = append(other, n)
 		}
 		if len(other) > 0 {
 			return fmt.Errorf("gpt: save %s: the folder also holds %s, which saving would delete: save to a new folder", dir, strings.Join(other, ", "))
@@ -372,7 +403,7 @@ func (m *Model) Save(dir string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("gpt: save: %w", err)
 	}
-	config, err := marshalConfig(m.cfg)
+	config, err := marshalConfig(m.cfg, tok)
 	if err != nil {
 		return fmt.Errorf("gpt: save %s: %w", dir, err)
 	}
@@ -383,6 +414,11 @@ func (m *Model) Save(dir string) error {
 	err = atomicfile.ReplaceDir(dir, func(tmp string) error {
 		if err := os.WriteFile(filepath.Join(tmp, ConfigFile), config, 0o644); err != nil {
 			return err
+		}
+		for _, f := range tokFiles {
+			if err := os.WriteFile(filepath.Join(tmp, f.Name), f.Data, 0o644); err != nil {
+				return err
+			}
 		}
 		return safetensors.WriteFile(filepath.Join(tmp, WeightsFile), tensors, safetensors.WithChecksums(map[string]string{"format": "pt"}))
 	})

@@ -20,7 +20,7 @@ type Config struct {
 	EmbdDropout  float64 // dropout on token + position embeddings [embd_pdrop]
 	ResidDropout float64 // dropout on each block's attention and MLP output [resid_pdrop]
 	AttnDropout  float64 // dropout on the attention probabilities [attn_pdrop]
-	Tokenizer    string  // "bytes" or "gpt2" (for NewTokenizer), or "none": ids only (benchmarks, synthetic tasks)
+	Tokenizer    string  // "bytes" or "gpt2" (for NewTokenizer), "hf": the folder's Hugging Face files (TokenizerHF), or "none": ids only
 }
 
 // presets are the named configurations. The three small ones use the
@@ -142,9 +142,9 @@ func (c Config) validate(name func(string, any) string) error {
 		}
 	}
 	if c.Tokenizer == "" {
-		return fmt.Errorf(`%s: empty (want "bytes", "gpt2" or "none")`, name("Tokenizer", `""`))
+		return fmt.Errorf(`%s: empty (want "bytes", "gpt2", "hf" or "none")`, name("Tokenizer", `""`))
 	}
-	if c.Tokenizer == TokenizerNone {
+	if c.Tokenizer == TokenizerNone || c.Tokenizer == TokenizerHF {
 		return nil
 	}
 	tok, err := NewTokenizer(c.Tokenizer)

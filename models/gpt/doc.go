@@ -49,8 +49,11 @@
 //
 // A model folder is a Hugging Face GPT-2 folder: config.json (GPT2Config's
 // keys plus "golora_tokenizer") and model.safetensors (the BaseParams under
-// their names, optionally prefixed "transformer."). See Load for what is
-// accepted and Save for what is written.
+// their names, optionally prefixed "transformer."). A folder that ships
+// tokenizer.json, or vocab.json and merges.txt, uses them (tokenizer "hf",
+// read by package tokenizer; LoadTokenizer, Model.Tokenizer), and Save
+// writes them back. See Load for what is accepted and Save for what is
+// written.
 //
 // # Errors
 //

@@ -16,7 +16,8 @@ import (
 // without sampling, LengthPenalty without beams) is an error rather than
 // silently ignored.
 type GenerateOptions struct {
-	// MaxNewTokens is the most tokens generated per prompt, 1 … BlockSize.
+	// MaxNewTokens is the most tokens generated per prompt, 1 … the
+	// model's context (BlockSize for GPT-2).
 	MaxNewTokens int
 
 	// Temperature selects the decoding rule when Beams is 0: 0 is greedy
@@ -45,9 +46,10 @@ type GenerateOptions struct {
 	// the LoRA paper's decoding script): a token that would complete an
 	// n-gram already generated gets probability 0. Every decoding rule.
 	NoRepeatNGram int
-	// StopTokens end a sequence when generated. nil means the end-of-text
-	// token of the model's tokenizer (Config.Tokenizer); an empty non-nil
-	// slice means none, so sequences run to MaxNewTokens.
+	// StopTokens end a sequence when generated. nil means the model's own
+	// (Decodable.StopTokens: for GPT-2 the end-of-text token of its
+	// tokenizer, Config.Tokenizer); an empty non-nil slice means none, so
+	// sequences run to MaxNewTokens.
 	StopTokens []int
 
 	// BatchSize is the number of prompts decoded together, each on Beams
@@ -100,7 +102,7 @@ const rowsPerBatch = 16
 // a new one after changing the model's layers (see Decoder); weights updated
 // in place are seen. A Generator is not safe for concurrent use.
 type Generator struct {
-	m     *Model
+	m     Decodable
 	opts  GenerateOptions
 	beams int // rows per prompt
 	stops []int
@@ -118,16 +120,25 @@ type Generator struct {
 // NewGenerator checks opts against the model and returns a Generator.
 // Programs are compiled by the first Generate call, for the shapes it needs.
 func (m *Model) NewGenerator(opts GenerateOptions) (*Generator, error) {
-	if err := m.checkOptions(opts); err != nil {
+	return NewGeneratorFor(m, opts)
+}
+
+// NewGeneratorFor is NewGenerator for any Decodable model (GPT-2, or a
+// Llama-family model of package llama).
+func NewGeneratorFor(m Decodable, opts GenerateOptions) (*Generator, error) {
+	if m == nil {
+		return nil, errors.New("gpt: generate: nil model")
+	}
+	if err := checkOptions(m, opts); err != nil {
 		return nil, err
 	}
 	g := &Generator{m: m, opts: opts, beams: max(1, opts.Beams), stops: opts.StopTokens}
 	if g.stops == nil {
-		eot, err := eotOf(m.cfg.Tokenizer)
+		stops, err := m.StopTokens()
 		if err != nil {
-			return nil, fmt.Errorf("gpt: generate: default stop token: %w", err)
+			return nil, fmt.Errorf("gpt: generate: default stop tokens: %w", err)
 		}
-		g.stops = []int{eot}
+		g.stops = stops
 	}
 	g.stops = slices.Clone(g.stops)
 	return g, nil
@@ -145,30 +156,30 @@ func (m *Model) Generate(prompts [][]int, opts GenerateOptions) ([]Generation, e
 	return g.Generate(prompts)
 }
 
-// eotOf is the end-of-text id of the tokenizer called name.
-func eotOf(name string) (int, error) {
-	switch name {
+// eot is the end-of-text id of the model's tokenizer.
+func (m *Model) eot() (int, error) {
+	switch m.cfg.Tokenizer {
 	case "bytes":
 		return byteEOT, nil
 	case "gpt2":
 		return gpt2EOT, nil
 	}
-	tok, err := NewTokenizer(name)
+	tok, err := m.Tokenizer()
 	if err != nil {
 		return 0, err
 	}
 	return tok.EOT(), nil
 }
 
-func (m *Model) checkOptions(o GenerateOptions) error {
+func checkOptions(m Decodable, o GenerateOptions) error {
 	bad := func(format string, args ...interface{}) error {
 		return fmt.Errorf("gpt: generate: %s", fmt.Sprintf(format, args...))
 	}
 	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 	sampling := o.Temperature > 0
 	switch {
-	case o.MaxNewTokens < 1 || o.MaxNewTokens > m.cfg.BlockSize:
-		return bad("MaxNewTokens = %d, want 1 … BlockSize = %d", o.MaxNewTokens, m.cfg.BlockSize)
+	case o.MaxNewTokens < 1 || o.MaxNewTokens > m.ContextSize():
+		return bad("MaxNewTokens = %d, want 1 … %d (the model's context)", o.MaxNewTokens, m.ContextSize())
 	case !finite(o.Temperature) || o.Temperature < 0:
 		return bad("Temperature = %v, want 0 (greedy) or a finite value > 0", o.Temperature)
 	case o.TopK < 0:
@@ -179,8 +190,8 @@ func (m *Model) checkOptions(o GenerateOptions) error {
 		return bad("TopK = %d and TopP = %v need sampling (Temperature > 0)", o.TopK, o.TopP)
 	case o.Beams < 0:
 		return bad("Beams = %d, want ≥ 0", o.Beams)
-	case o.Beams > m.cfg.VocabSize:
-		return bad("Beams = %d, want at most VocabSize = %d (each beam continues with a different token)", o.Beams, m.cfg.VocabSize)
+	case o.Beams > m.VocabSize():
+		return bad("Beams = %d, want at most VocabSize = %d (each beam continues with a different token)", o.Beams, m.VocabSize())
 	case o.Beams > 0 && sampling:
 		return bad("Beams = %d with Temperature = %v: beam search is deterministic (set Temperature to 0)", o.Beams, o.Temperature)
 	case !finite(o.LengthPenalty):
@@ -193,8 +204,8 @@ func (m *Model) checkOptions(o GenerateOptions) error {
 		return bad("BatchSize = %d, want ≥ 0", o.BatchSize)
 	}
 	for i, s := range o.StopTokens {
-		if s < 0 || s >= m.cfg.VocabSize {
-			return bad("StopTokens[%d] = %d outside [0, %d)", i, s, m.cfg.VocabSize)
+		if s < 0 || s >= m.VocabSize() {
+			return bad("StopTokens[%d] = %d outside [0, %d)", i, s, m.VocabSize())
 		}
 	}
 	return nil
@@ -202,7 +213,7 @@ func (m *Model) checkOptions(o GenerateOptions) error {
 
 // Generate decodes every prompt and returns its Generation, in order.
 //
-// A prompt longer than BlockSize − MaxNewTokens + 1 tokens is cropped to
+// A prompt longer than ContextSize() − MaxNewTokens + 1 tokens is cropped to
 // that many of its last tokens (Generation.Cropped counts the rest), so
 // that every new token is predicted from the whole kept prompt and all the
 // tokens generated before it. Each prompt is fed in chunks of up to 64
@@ -213,16 +224,16 @@ func (g *Generator) Generate(prompts [][]int) ([]Generation, error) {
 	if len(prompts) == 0 {
 		return nil, nil
 	}
-	cfg := g.m.cfg
-	keep := cfg.BlockSize - g.opts.MaxNewTokens + 1
+	ctx, vocab := g.m.ContextSize(), g.m.VocabSize()
+	keep := ctx - g.opts.MaxNewTokens + 1
 	longest := 0
 	for i, p := range prompts {
 		if len(p) == 0 {
 			return nil, fmt.Errorf("gpt: generate: prompt %d is empty (start it with the end-of-text token to generate from nothing)", i)
 		}
 		for t, id := range p {
-			if id < 0 || id >= cfg.VocabSize {
-				return nil, fmt.Errorf("gpt: generate: prompt %d token %d: id %d outside [0, %d)", i, t, id, cfg.VocabSize)
+			if id < 0 || id >= vocab {
+				return nil, fmt.Errorf("gpt: generate: prompt %d token %d: id %d outside [0, %d)", i, t, id, vocab)
 			}
 		}
 		longest = max(longest, min(len(p), keep))
@@ -254,7 +265,7 @@ func roundUp(n, limit int) int { return min((n+15)/16*16, limit) }
 // up to longest tokens plus MaxNewTokens − 1 generated ones, and the prefill
 // decoder room for the prompts; decoders that already fit are kept.
 func (g *Generator) prepare(rows, longest int) error {
-	bs := g.m.cfg.BlockSize
+	bs := g.m.ContextSize()
 	need := roundUp(longest+g.opts.MaxNewTokens-1, bs)
 	if g.step == nil || g.step.rows != rows || g.step.capacity < need {
 		if g.step != nil {
@@ -265,7 +276,7 @@ func (g *Generator) prepare(rows, longest int) error {
 			return err
 		}
 		var err error
-		if g.step, g.stepCache, err = g.m.NewDecoder(rows, 1, need); err != nil {
+		if g.step, g.stepCache, err = NewDecoderFor(g.m, rows, 1, need); err != nil {
 			g.step = nil
 			return fmt.Errorf("gpt: generate: %w", err)
 		}
@@ -276,12 +287,12 @@ func (g *Generator) prepare(rows, longest int) error {
 			_ = g.pre.Close()
 		}
 		var err error
-		if g.pre, g.preCache, err = g.m.NewDecoder(1, min(prefillChunk, pneed), pneed); err != nil {
+		if g.pre, g.preCache, err = NewDecoderFor(g.m, 1, min(prefillChunk, pneed), pneed); err != nil {
 			g.pre = nil
 			return fmt.Errorf("gpt: generate: %w", err)
 		}
 	}
-	g.row = grow(g.row, g.m.cfg.VocabSize)[:g.m.cfg.VocabSize]
+	g.row = grow(g.row, g.m.VocabSize())[:g.m.VocabSize()]
 	return nil
 }
 
@@ -376,7 +387,7 @@ func (r *genRun) loop() error {
 		if err != nil {
 			return fmt.Errorf("gpt: generate: %w", err)
 		}
-		v := g.m.cfg.VocabSize
+		v := g.m.VocabSize()
 		for _, gr := range r.groups {
 			if gr.prompt < 0 {
 				continue
@@ -460,7 +471,7 @@ func (r *genRun) start(gr *genGroup, p int) error {
 		gr.rng = rand.New(rand.NewPCG(g.opts.Seed, uint64(p)))
 	}
 	r.out[p].Cropped = cropped
-	return r.advance(gr, func(int) logitsRow { return rowOf(logits, 0, g.m.cfg.VocabSize) })
+	return r.advance(gr, func(int) logitsRow { return rowOf(logits, 0, g.m.VocabSize()) })
 }
 
 // advance takes one generation step for the group from the logits of its

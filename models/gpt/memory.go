@@ -98,12 +98,38 @@ func (m *Model) DecoderBytes(rows, tokens, capacity int) int64 {
 	return clampBytes(estimateMargin * (values*s + n*8*4))
 }
 
+// decoderSizer is implemented by a Decodable that estimates its own
+// decoders' memory (as *Model does).
+type decoderSizer interface {
+	DecoderBytes(rows, tokens, capacity int) int64
+}
+
+// decoderBytes is m's DecoderBytes, or for a model without one an estimate
+// from its cache shape: the cache, and 32 values per cached width per layer
+// and position for the activations (a gated MLP and grouped attention keep
+// more per position than GPT-2's 18 per width).
+func decoderBytes(m Decodable, rows, tokens, capacity int) int64 {
+	if ds, ok := m.(decoderSizer); ok {
+		return ds.DecoderBytes(rows, tokens, capacity)
+	}
+	layers, width := m.CacheShape()
+	n := float64(rows) * float64(tokens)
+	l, w := float64(layers), float64(width)
+	values := 2*l*float64(rows)*float64(capacity)*w + n*l*32*w + n*float64(m.VocabSize())
+	return clampBytes(estimateMargin * (values*float64(m.DType().Size()) + n*8*4))
+}
+
 // GenerateBytes estimates the memory Generate needs for prompts prompts of up
 // to longest tokens each (after cropping) with opts: the step decoder for
 // its rows (BatchSize prompts, each on max(1, Beams) rows), the prefill
 // decoder, and beam search's candidates and hypotheses. opts is not checked.
 func (m *Model) GenerateBytes(prompts, longest int, opts GenerateOptions) int64 {
-	bs := m.cfg.BlockSize
+	return GenerateBytesFor(m, prompts, longest, opts)
+}
+
+// GenerateBytesFor is GenerateBytes for any Decodable model.
+func GenerateBytesFor(m Decodable, prompts, longest int, opts GenerateOptions) int64 {
+	bs := m.ContextSize()
 	beams := max(1, opts.Beams)
 	groups := opts.BatchSize
 	if groups == 0 {
@@ -116,9 +142,9 @@ func (m *Model) GenerateBytes(prompts, longest int, opts GenerateOptions) int64 
 	if rows > math.MaxInt32 { // beyond any machine; keep the arithmetic in range
 		return math.MaxInt64
 	}
-	step := m.DecoderBytes(int(rows), 1, roundUp(longest+newTokens-1, bs))
+	step := decoderBytes(m, int(rows), 1, roundUp(longest+newTokens-1, bs))
 	pneed := roundUp(longest, bs)
-	pre := m.DecoderBytes(1, min(prefillChunk, pneed), pneed)
+	pre := decoderBytes(m, 1, min(prefillChunk, pneed), pneed)
 	// Beam search: per group and step, Beams² candidates of 24 bytes, and
 	// the token lists of the live beams and the best hypothesis.
 	search := rows*float64(beams)*24 + rows*float64(newTokens)*8*2
@@ -128,7 +154,7 @@ func (m *Model) GenerateBytes(prompts, longest int, opts GenerateOptions) int64 
 // checkGenerateMemory refuses a Generate call whose estimate exceeds the
 // memory available.
 func (g *Generator) checkGenerateMemory(prompts, longest int) error {
-	need := g.m.GenerateBytes(prompts, longest, g.opts)
+	need := GenerateBytesFor(g.m, prompts, longest, g.opts)
 	what := fmt.Sprintf("generating %d prompt(s) with %d beam(s), batch %d and %d new tokens", prompts, max(1, g.opts.Beams), g.opts.BatchSize, g.opts.MaxNewTokens)
 	if err := memlimit.Check(need, what); err != nil {
 		return fmt.Errorf("gpt: generate: %w: %w", err, ErrTooLarge)

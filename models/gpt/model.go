@@ -3,6 +3,7 @@ package gpt
 import (
 	"errors"
 	"fmt"
+	"github.com/golora/golora/tokenizer"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -31,6 +32,9 @@ type Model struct {
 	dtype  graph.DType
 	tokens nn.Layer            // the token lookup: WTE, or what SetLayer("wte", …) put there
 	base   map[string]nn.Layer // the layers New made, by path
+
+	hfFiles *tokenizer.Tokenizer // the Hugging Face tokenizer files, when cfg.Tokenizer is "hf"
+	hfTok   Tokenizer            // hfFiles as a Tokenizer
 }
 
 // Block is one transformer block, h.{i}:

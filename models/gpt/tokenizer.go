@@ -56,6 +56,8 @@ func NewTokenizer(name string) (Tokenizer, error) {
 		return ByteTokenizer(), nil
 	case "gpt2":
 		return GPT2Tokenizer()
+	case TokenizerHF:
+		return nil, fmt.Errorf("gpt: tokenizer %q is the Hugging Face files of a model folder: use LoadTokenizer(dir) or Model.Tokenizer", name)
 	default:
 		return nil, fmt.Errorf("gpt: unknown tokenizer %q (want \"bytes\" or \"gpt2\")", name)
 	}
