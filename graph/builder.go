@@ -41,6 +41,10 @@ type Node struct {
 	ins   []*Node
 	param *Param
 	isInt bool
+	// detached: symbolic differentiation does not pass from this node to
+	// ins (Detach), so parameters reached only through it are not
+	// differentiated.
+	detached bool
 }
 
 // NewBuilder starts an empty graph of dtype dt. seed seeds the random masks of

@@ -34,6 +34,17 @@
 // float64 finite-difference test and a float32-against-float64 test. Each
 // node owns its output buffer and reuses it from run to run.
 //
+// # Generic primitives
+//
+// Layers that are compositions rather than fused ops are built from small
+// generic primitives, each with its own gradient built from the same
+// primitives' kernels: MatMul (with transpose flags), Transpose, Scale,
+// Sub, Div, Mean, SliceCols and AddCols (a block of columns), ScaleRows and
+// RowMask (per-row factors and 0/1 masks from an integer node), ScaleCols
+// and AddBias (per-column factors and offsets), L2Norm (norms of the rows
+// or columns) and Detach (a value through which symbolic differentiation
+// does not pass).
+//
 // # Running
 //
 // A Program runs the nodes a run needs with a small executor of this package

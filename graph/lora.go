@@ -284,13 +284,13 @@ func (b *Builder) loraGrads(k *loraKernel) gradFunc {
 		}
 		if g.shared {
 			dxIns = append(dxIns, dy, in[g.iw()])
-		} else if gs[0], _, err = b.gradNode(&mmKernel{tB: true, name: g.op + ".dx"}, dy, in[g.iw()]); err != nil {
+		} else if gs[0], _, err = b.gradNode(newMM(g.op+".dx", false, true), dy, in[g.iw()]); err != nil {
 			return nil, err
 		}
 		if gs[g.ixd()], _, err = b.gradNode(&loraDXKernel{g}, dxIns...); err != nil {
 			return nil, err
 		}
-		if gs[g.iw()], _, err = b.gradNode(&mmKernel{tA: true, name: g.op + ".dW"}, in[0], dy); err != nil {
+		if gs[g.iw()], _, err = b.gradNode(newMM(g.op+".dW", true, false), in[0], dy); err != nil {
 			return nil, err
 		}
 		if g.bias {

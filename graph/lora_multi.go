@@ -362,7 +362,7 @@ func (b *Builder) multiGrads(k *multiKernel) gradFunc {
 					return nil, err
 				}
 			}
-			if gs[1], _, err = b.gradNode(&mmKernel{tA: true, name: g.op + ".dW"}, in[0], dy); err != nil {
+			if gs[1], _, err = b.gradNode(newMM(g.op+".dW", true, false), in[0], dy); err != nil {
 				return nil, err
 			}
 		}

@@ -139,7 +139,9 @@ func reachableTrainable(loss *Node) []*Param {
 		if n.param != nil && n.param.Trainable {
 			found[n.param] = true
 		}
-		stack = append(stack, n.ins...)
+		if !n.detached {
+			stack = append(stack, n.ins...)
+		}
 	}
 	var out []*Param
 	for _, prm := range loss.b.params {
