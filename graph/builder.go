@@ -90,6 +90,19 @@ func (b *Builder) fail(err error) *Node {
 	return &Node{b: b, err: b.err}
 }
 
+// OpRuns counts, by op name, how many times the fused ops of this graph
+// have run, over every program compiled from it: a profiling and test aid
+// that shows what runs skip (the gradient ops of a frozen weight never run).
+func (b *Builder) OpRuns() map[string]int64 {
+	out := map[string]int64{}
+	for _, n := range b.g.AllNodes() {
+		if op, ok := n.Op().(*fusedOp); ok {
+			out[op.k.String()] += op.runs
+		}
+	}
+	return out
+}
+
 // Param returns the node bound to p, adding it on first use; a parameter used
 // twice (a tied embedding) is one node whose gradients are summed.
 func (b *Builder) Param(p *Param) *Node {

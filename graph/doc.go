@@ -17,7 +17,8 @@
 // Compile differentiates the loss symbolically (Gorgonia's Grad) with respect
 // to every parameter that is Trainable at that moment. A parameter that is not
 // trainable is frozen: no gradient is computed for it and no optimizer sees
-// it. This is how LoRA freezes a base weight.
+// it. (LoRA lives in package nn/lora, which composes the ops below and freezes
+// base weights this way.)
 //
 // A Program is built once per input shape and then run any number of times:
 // SetInput, Run (forward and backward) or Forward, then Loss, Output and Grad.
@@ -27,9 +28,8 @@
 //
 // Each op is one Gorgonia node with its own gradient: Linear and LinearT
 // (gemm with transpose flags, no copies), Embedding, LayerNorm, GELU (tanh
-// form), Dropout, Softmax, CausalSelfAttention, SoftmaxCrossEntropy,
-// LoRALinear, LoRALinearSliced, LoRALinearMulti and LoRAEmbedding, plus Add,
-// Mul and Sum. CachedSelfAttention is the forward-only attention of
+// form), Dropout, Softmax, CausalSelfAttention and SoftmaxCrossEntropy,
+// plus Add, Mul and Sum. CachedSelfAttention is the forward-only attention of
 // incremental decoding, over a key/value cache held in frozen parameters. Every op has a
 // float64 finite-difference test and a float32-against-float64 test. Each
 // node owns its output buffer and reuses it from run to run.

@@ -1,8 +1,7 @@
 package graph_test
 
-// Examples of the generic primitives that layers (LoRA and its variants in
-// nn/lora among them) compose. Each prints numbers that can be checked by
-// hand.
+// Examples of the generic primitives that layers outside this package
+// compose. Each prints numbers that can be checked by hand.
 
 import (
 	"fmt"
@@ -160,4 +159,26 @@ func ExampleDetach() {
 	gy, _ := prog.Grad(y)
 	fmt.Println(prog.Loss(), gx.F64, gy.F64)
 	// Output: 9 [3] [1]
+}
+
+// OpRuns shows what a run skips: W is frozen, so Linear's dW op, built by
+// symbolic differentiation, never runs.
+func ExampleBuilder_OpRuns() {
+	w := guideParam("W", []float64{1, 2}, 1, 2)
+	w.Trainable = false
+	x := guideParam("x", []float64{3}, 1, 1)
+	b := graph.NewBuilder(graph.Float64, 1)
+	y := graph.Linear(b.Param(x), b.Param(w), nil)
+	prog, err := b.Compile(graph.Sum(y))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for range 2 {
+		if err := prog.Run(); err != nil {
+			log.Fatal(err)
+		}
+	}
+	runs := b.OpRuns()
+	fmt.Println(runs["Linear"], runs["Linear.dx"], runs["Linear.dW"])
+	// Output: 2 2 0
 }

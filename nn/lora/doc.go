@@ -25,6 +25,21 @@
 //	err = m.Save("adapter", lora.DefaultAdapter) // adapter_config.json + adapter_model.safetensors
 //	err = m.Merge()                            // W ← W + s·A·B: no extra cost at inference
 //
+// # The graph a layer builds
+//
+// A wrapper adds its update to the graph from generic nodes of package
+// graph, and Gorgonia's symbolic differentiation derives every gradient;
+// no op of package graph knows about LoRA. For a Linear with input x:
+//
+//	y  = Linear(x, W, b)                                 // W, b frozen: never differentiated
+//	xd = Dropout(x, p)                                   // x itself when p = 0
+//	y  = Add(y, Scale(MatMul(MatMul(xd, A), B), s))      // whole output
+//	y  = AddCols(y, Scale(MatMul(MatMul(xd, A_j), B_j), s), o_j)  // per part of a fused layer
+//
+// An Embedding adds Scale(MatMul(Embedding(A, ids), B), s) to
+// Embedding(E, ids). With rows routed to K adapters, adapter k's update is
+// ScaleRows(update, RowMask(rows, k, −1, K)) before it is added.
+//
 // # Models and adapters
 //
 // Inject (or NewModel then AddAdapter) resolves a Config's targets against
