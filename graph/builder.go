@@ -26,6 +26,7 @@ type Builder struct {
 	names  map[string]bool
 	rng    *rand.PCG // dropout masks
 	mode   *runMode
+	deps   map[*Generation]uint64 // state the graph was built from, at its version then
 }
 
 // runMode is shared by a builder's ops and its programs.

@@ -24,6 +24,11 @@
 // SetInput, Run (forward and backward) or Forward, then Loss, Output and Grad.
 // Optimizers update Param values in place; the next run sees them.
 //
+// Layers whose structure depends on some state (which adapter is active,
+// whether it is merged) record that state's Generation with
+// Builder.DependOn while they build; once the state changes, programs built
+// before return an error wrapping ErrStale instead of running.
+//
 // # Fused ops
 //
 // Each op is one Gorgonia node with its own gradient: Linear and LinearT

@@ -4,6 +4,7 @@ package graph_test
 // compose. Each prints numbers that can be checked by hand.
 
 import (
+	"errors"
 	"fmt"
 	"log"
 
@@ -181,4 +182,26 @@ func ExampleBuilder_OpRuns() {
 	runs := b.OpRuns()
 	fmt.Println(runs["Linear"], runs["Linear.dx"], runs["Linear.dW"])
 	// Output: 2 2 0
+}
+
+// A layer whose structure depends on some state records the state's
+// Generation while it builds; once the state changes, programs built
+// before refuse to run instead of computing the old structure.
+func ExampleGeneration() {
+	state := graph.NewGeneration("adapter state")
+	b := graph.NewBuilder(graph.Float64, 1)
+	b.DependOn(state) // what a layer does when it reads the state
+	prog, err := b.Compile(nil, graph.Scale(b.Constant("x", []float64{1}, 1), 2))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(prog.Forward())
+	state.Advance("Merge")
+	err = prog.Forward()
+	fmt.Println(errors.Is(err, graph.ErrStale))
+	fmt.Println(err)
+	// Output:
+	// <nil>
+	// true
+	// graph: run: graph: stale program: the adapter state changed (Merge) after the graph was built; build and compile a new program
 }

@@ -58,8 +58,13 @@
 //
 // Graphs read the state (active adapter, merged, disabled, routing) when
 // they are built and parameter values when they run; Trainable flags are
-// read when a graph is compiled. Build and compile again after changing
-// the state.
+// read when a graph is compiled. Every change of the state (Merge,
+// Unmerge, SetActive, Disable, Enable, adding, loading or deleting an
+// adapter, routing rows, unloading) advances the Model's graph.Generation,
+// so a program built before refuses to run with an error wrapping
+// graph.ErrStale rather than computing the old structure (a merged ΔW
+// counted twice, a switched adapter's update). The Trainer, gpt's
+// Generator and experiments.Forward compile again by themselves.
 //
 // # Files
 //

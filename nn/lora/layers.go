@@ -72,6 +72,7 @@ type adapted struct {
 	merged   string // adapter merged into the base weight; "" for none
 	disabled bool
 	route    *routing
+	gen      *graph.Generation // the Model's state version, recorded by every graph built
 }
 
 // Path is the layer's dotted path in its host ("h.0.attn.c_attn").
@@ -159,6 +160,7 @@ func (l *Linear) Forward(x *graph.Node) *graph.Node {
 		return x
 	}
 	b := x.Builder()
+	b.DependOn(l.gen)
 	var bias *graph.Node
 	if l.Base.Bias != nil {
 		bias = b.Param(l.Base.Bias)
@@ -231,6 +233,7 @@ func (e *Embedding) Forward(ids *graph.Node) *graph.Node {
 		return ids
 	}
 	b := ids.Builder()
+	b.DependOn(e.gen)
 	y := graph.Embedding(b.Param(e.Base.Weight), ids) // [N, d], E frozen
 	if e.route != nil && !e.disabled {
 		for k, name := range e.route.names {

@@ -39,12 +39,14 @@ var (
 //     and modules the active adapter trains (Config.Bias,
 //     Config.ModulesToSave);
 //   - only the active adapter's A and B are trainable (all routed adapters'
-//     while SetRowAdapters is in force; none while disabled).
+//     while SetRowAdapters is in force; none while disabled or merged).
 //
-// Trainable flags are read when a graph is compiled: compile again after
-// changing the active adapter. Graphs read the state (active adapter,
-// merged, disabled, routing) when they are built, and parameter values when
-// they run.
+// Trainable flags are read when a graph is compiled, the state (active
+// adapter, merged, disabled, routing) when it is built, and parameter
+// values when it runs. Every change of the state makes programs built
+// before stale: their next Run or Forward returns an error wrapping
+// graph.ErrStale instead of computing with the old state (the Trainer and
+// gpt's Generator then compile again by themselves).
 type Model struct {
 	// KeyPrefix is put between "base_model.model." and a layer path in
 	// adapter file keys (DefaultKeyPrefix unless changed), and tried in
@@ -66,6 +68,10 @@ type Model struct {
 	disabled bool
 	route    *routing
 	closed   bool
+	// gen numbers the versions of the state wrappers read when they build
+	// a graph; every change advances it, so programs built before fail
+	// with graph.ErrStale instead of computing the old structure.
+	gen *graph.Generation
 
 	// Parameters that adapters train fully (biases, modules to save): the
 	// live parameter holds the values of owner[p] ("" for the base), the
@@ -97,6 +103,7 @@ func NewModel(host nn.Host) (*Model, error) {
 		base:      map[*graph.Param]*graph.Param{},
 		owner:     map[*graph.Param]string{},
 		before:    map[*graph.Param]bool{},
+		gen:       graph.NewGeneration("lora model"),
 	}
 	for _, p := range host.Params() {
 		m.before[p] = p.Trainable
@@ -279,7 +286,7 @@ func (m *Model) commit(name string, cfg Config, plans []*layerPlan, ads []*Adapt
 			wrappers[i] = p.w
 			continue
 		}
-		st := adapted{path: p.path, active: m.active, disabled: m.disabled, route: m.route}
+		st := adapted{path: p.path, active: m.active, disabled: m.disabled, route: m.route, gen: m.gen}
 		var w wrapper
 		if p.lin != nil {
 			w = &Linear{Base: p.lin, Parts: append([]string(nil), p.layout...), adapted: st}
@@ -325,6 +332,7 @@ func (m *Model) commit(name string, cfg Config, plans []*layerPlan, ads []*Adapt
 		m.setActive(name)
 	}
 	m.sync()
+	m.gen.Advance(fmt.Sprintf("adapter %q added", name))
 	return nil
 }
 
@@ -343,6 +351,7 @@ func (m *Model) SetActive(name string) error {
 	}
 	m.setActive(name)
 	m.sync()
+	m.gen.Advance(fmt.Sprintf("SetActive(%q)", name))
 	return nil
 }
 
@@ -395,6 +404,7 @@ func (m *Model) DeleteAdapter(name string) error {
 		m.setActive("")
 	}
 	m.sync()
+	m.gen.Advance(fmt.Sprintf("DeleteAdapter(%q)", name))
 	return nil
 }
 
@@ -433,6 +443,8 @@ func (m *Model) Merge() error {
 		}
 	}
 	m.merged = true
+	m.applyTrainable()
+	m.gen.Advance("Merge")
 	return nil
 }
 
@@ -455,6 +467,8 @@ func (m *Model) Unmerge() error {
 		s.merged = ""
 	}
 	m.merged = false
+	m.applyTrainable()
+	m.gen.Advance("Unmerge")
 	return nil
 }
 
@@ -474,6 +488,7 @@ func (m *Model) Disable() error {
 		return fmt.Errorf("lora: disable: %w (unmerge first)", ErrAlreadyMerged)
 	}
 	m.setDisabled(true)
+	m.gen.Advance("Disable")
 	return nil
 }
 
@@ -483,6 +498,7 @@ func (m *Model) Enable() error {
 		return err
 	}
 	m.setDisabled(false)
+	m.gen.Advance("Enable")
 	return nil
 }
 
@@ -530,12 +546,16 @@ func (m *Model) SetRowAdapters(rows *graph.Node, adapters []string) error {
 		}
 	}
 	m.setRoute(&routing{rows: rows, names: append([]string(nil), adapters...)})
+	m.gen.Advance("SetRowAdapters")
 	return nil
 }
 
 // ClearRowAdapters ends row routing: graphs built afterwards use the active
 // adapter on every row.
-func (m *Model) ClearRowAdapters() { m.setRoute(nil) }
+func (m *Model) ClearRowAdapters() {
+	m.setRoute(nil)
+	m.gen.Advance("ClearRowAdapters")
+}
 
 func (m *Model) setRoute(r *routing) {
 	m.route = r
@@ -610,7 +630,9 @@ func (m *Model) applyTrainable() {
 	for _, name := range on {
 		st := m.adapters[name]
 		for _, path := range st.paths {
-			nn.SetTrainable(m.byPath[path].state().Adapter(name).params(), true)
+			if !m.merged { // merged: A and B are not in the graph, only W
+				nn.SetTrainable(m.byPath[path].state().Adapter(name).params(), true)
+			}
 		}
 		if m.route == nil {
 			nn.SetTrainable(st.extras, true)
@@ -700,5 +722,6 @@ func (m *Model) unwrap() error {
 	for p, on := range m.before {
 		p.Trainable = on
 	}
+	m.gen.Advance("unloaded")
 	return nil
 }
