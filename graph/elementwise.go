@@ -213,23 +213,43 @@ func Detach(x *Node) *Node {
 	if err := floatInputs("Detach", x); err != nil {
 		return b.fail(err)
 	}
-	gn, _, err := b.apply(detachKernel{}, []bool{false}, nil, x.n)
+	gn, _, err := b.apply(&detachKernel{}, []bool{false}, nil, x.n)
 	n := b.wrap(gn, err, "Detach", x)
 	n.detached = true
 	return n
 }
 
-type detachKernel struct{}
+// detachKernel copies its input, or, while held (CheckGradients), the
+// value it had when it was held.
+type detachKernel struct {
+	held     bool
+	h32      []float32
+	h64      []float64
+	heldSize int
+}
 
-func (detachKernel) String() string { return "Detach" }
-func (detachKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
+func (*detachKernel) String() string { return "Detach" }
+func (*detachKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 	return in[0].Clone(), nil
 }
-func (detachKernel) forward(out tval, in []tval) error {
+func (k *detachKernel) forward(out tval, in []tval) error {
+	src32, src64 := in[0].f32, in[0].f64
+	if k.held && k.heldSize == len(out.f32)+len(out.f64) {
+		src32, src64 = k.h32, k.h64
+	}
 	if out.f32 != nil {
-		copy(out.f32, in[0].f32)
+		copy(out.f32, src32)
 	} else {
-		copy(out.f64, in[0].f64)
+		copy(out.f64, src64)
 	}
 	return nil
 }
+
+// hold makes later runs output v (the node's current value) whatever the
+// input; release ends it.
+func (k *detachKernel) hold(v tval) {
+	k.held, k.heldSize = true, len(v.f32)+len(v.f64)
+	k.h32, k.h64 = append(k.h32[:0], v.f32...), append(k.h64[:0], v.f64...)
+}
+
+func (k *detachKernel) release() { k.held = false }

@@ -48,7 +48,10 @@ func (r GradCheckResult) String() string {
 // central differences (f(θ+ε) − f(θ−ε)) / 2ε, one element at a time. build
 // is called once with a float64 Builder and returns the loss; every
 // parameter in params must be float64 and trainable, and is restored
-// exactly afterwards. Dropout masks are held fixed across the perturbed runs.
+// exactly afterwards. Dropout masks are held fixed across the perturbed runs,
+// and so is the value of every Detach node: symbolic differentiation treats
+// a detached value as a constant, so the check compares it with the
+// derivative of the loss with those values held at the unperturbed run's.
 //
 // It returns one result per parameter, in order; judge them with OK. Use it
 // from a go test to check a layer of your own.
@@ -84,6 +87,7 @@ func CheckGradients(build func(b *Builder) (*Node, error), params []*Param, opt 
 	if err := prog.Run(); err != nil {
 		return nil, err
 	}
+	defer holdDetached(b)()
 	symbolic := make([][]float64, len(params))
 	for i, p := range params {
 		g, ok := prog.Grad(p)
@@ -143,4 +147,39 @@ func CheckGradients(build func(b *Builder) (*Node, error), params []*Param, opt 
 		out[i] = r
 	}
 	return out, nil
+}
+
+// holdDetached holds every Detach node of b's graph at its current value
+// and returns the function that releases them.
+func holdDetached(b *Builder) func() {
+	var held []*detachKernel
+	for _, n := range b.g.AllNodes() {
+		op, ok := n.Op().(*fusedOp)
+		if !ok {
+			continue
+		}
+		k, ok := op.k.(*detachKernel)
+		if !ok {
+			continue
+		}
+		var v tval
+		var err error
+		switch {
+		case op.buf != nil:
+			v, err = denseTval(op.buf)
+		case op.scalar != nil:
+			v, err = toTval(op.scalar)
+		default:
+			continue // not part of the checked program
+		}
+		if err == nil {
+			k.hold(v)
+			held = append(held, k)
+		}
+	}
+	return func() {
+		for _, k := range held {
+			k.release()
+		}
+	}
 }

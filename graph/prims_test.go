@@ -54,6 +54,12 @@ func primCases() []opCase {
 			build: func(b *Builder, p []*Node) *Node {
 				return Mul(p[0], Detach(b.Constant("c", []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, 3, 4)))
 			}},
+		// CheckGradients holds detached values at the unperturbed run's, so the
+		// check compares with the derivative of x ⊙ c, c = 2x held constant.
+		{name: "Detach held by the check", params: []pspec{x(3, 4)},
+			build: func(b *Builder, p []*Node) *Node { return Mul(p[0], Detach(Scale(p[0], 2))) }},
+		{name: "Detach of a scalar", params: []pspec{x(3, 4)},
+			build: func(b *Builder, p []*Node) *Node { return Scale(Mul(Sum(p[0]), Detach(Mean(p[0]))), 1) }},
 		// Compositions: gradients summed by G.Grad's "+" nodes.
 		{name: "low-rank update into columns", params: []pspec{x(5, 4), {name: "W", shape: []int{4, 9}}, {name: "A", shape: []int{4, 2}}, {name: "B", shape: []int{2, 3}}},
 			build: func(b *Builder, p []*Node) *Node {

@@ -61,6 +61,13 @@ func graphSetups() []setup {
 		{name: "routed rows, two adapters", route: []string{lora.DefaultAdapter, "a1"}, build: trained(
 			lora.Config{R: 2, Targets: []string{"q", "v", "wte"}, Dropout: 0.1, Seed: 5},
 			lora.Config{R: 3, Alpha: 2, Targets: []string{"c_attn", "c_fc", "wte"}, Dropout: 0.2, Seed: 6})},
+		{name: "DoRA Linear", build: trained(lora.Config{R: 2, Alpha: 3, DoRA: true, Targets: []string{"c_fc", "mlp.c_proj"}, Seed: 7})},
+		{name: "DoRA Linear with dropout", build: trained(lora.Config{R: 2, Alpha: 3, DoRA: true, Dropout: 0.2, Targets: []string{"c_fc", "attn.c_proj"}, Seed: 8})},
+		{name: "DoRA fused q,v", build: trained(lora.Config{R: 2, Alpha: 4, DoRA: true, Targets: []string{"q", "v"}, Seed: 9})},
+		{name: "DoRA Embedding", build: trained(lora.Config{R: 2, Alpha: 2, DoRA: true, Targets: []string{"wte"}, Seed: 10})},
+		{name: "routed rows, DoRA and LoRA", route: []string{"a1", lora.DefaultAdapter}, build: trained(
+			lora.Config{R: 2, DoRA: true, Dropout: 0.1, Targets: []string{"q", "v", "wte", "c_fc"}, Seed: 11},
+			lora.Config{R: 3, Alpha: 2, DoRA: true, Targets: []string{"c_attn", "c_fc"}, Seed: 12})},
 	}
 }
 
@@ -278,6 +285,9 @@ func TestLayerGraphOps(t *testing.T) {
 			false, "Add:1 Embedding:2 MatMul:1 Scale(3):1"},
 		{"routed", []lora.Config{{R: 2, Targets: []string{"h.0.mlp.c_fc"}}, {R: 2, Targets: []string{"h.0.mlp.c_fc", "h.0.mlp.c_proj"}}},
 			true, "Add:3 Linear:2 MatMul:6 RowMask(=0):1 RowMask(=1):1 Scale(4):3 ScaleRows:3"},
+		// DoRA: y = AddBias(ScaleCols(Add(Linear(x, W), s·(x·A)·B), Div(m, Detach(L2Norm(Add(W, s·A·B), 0)))), b)
+		{"DoRA c_fc", []lora.Config{{R: 2, DoRA: true, Targets: []string{"h.0.mlp.c_fc"}}},
+			false, "Add:2 AddBias:1 Detach:1 Div:1 L2Norm(axis 0):1 Linear:1 MatMul:3 Scale(4):2 ScaleCols:1"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -21,6 +21,10 @@ type Adapter struct {
 	// output columns; a fused projection adapted on some parts has one
 	// slice per part.
 	Slices []Slice
+	// Magnitude is DoRA's magnitude vector m [out] ([d] for an embedding),
+	// named <path>.lora_magnitude_vector.<adapter>.weight, or nil for plain
+	// LoRA (see Config.DoRA).
+	Magnitude *graph.Param
 }
 
 // Slice is one low-rank update s·(x·A)·B added to the output columns
@@ -40,6 +44,9 @@ func (a *Adapter) params() []*graph.Param {
 	var ps []*graph.Param
 	for _, s := range a.Slices {
 		ps = append(ps, s.A, s.B)
+	}
+	if a.Magnitude != nil {
+		ps = append(ps, a.Magnitude)
 	}
 	return ps
 }
@@ -73,6 +80,7 @@ type adapted struct {
 	disabled bool
 	route    *routing
 	gen      *graph.Generation // the Model's state version, recorded by every graph built
+	doraG    []float64         // a merged DoRA adapter's column factors g, for Unmerge
 }
 
 // Path is the layer's dotted path in its host ("h.0.attn.c_attn").
@@ -153,36 +161,59 @@ var (
 // layer alone when adapters are disabled, merged into W, or none is active.
 // It builds the graph from generic nodes (see the package documentation):
 //
-//	y = Linear(x, W, b)                                  // W, b frozen
+//	y = Linear(x, W, b)                                      // W, b frozen
 //	y = Add(y, Scale(MatMul(MatMul(Dropout(x), A), B), s))   // or AddCols per part
+//
+// and a DoRA adapter scales the columns (see Config.DoRA).
 func (l *Linear) Forward(x *graph.Node) *graph.Node {
 	if x.Err() != nil {
 		return x
 	}
 	b := x.Builder()
 	b.DependOn(l.gen)
+	w := b.Param(l.Base.Weight)
 	var bias *graph.Node
 	if l.Base.Bias != nil {
 		bias = b.Param(l.Base.Bias)
 	}
-	y := graph.Linear(x, b.Param(l.Base.Weight), bias) // [N, out]
 	if l.route != nil && !l.disabled {
+		y := graph.Linear(x, w, bias) // [N, out]
 		for k, name := range l.route.names {
 			if ad := l.Adapter(name); ad != nil {
-				y = ad.addLinear(y, graph.Dropout(x, ad.Dropout), l.route.mask(k))
+				y = ad.addLinear(y, x, w, l.route.mask(k))
 			}
 		}
 		return y
 	}
-	if ad := l.current(); ad != nil {
-		y = ad.addLinear(y, graph.Dropout(x, ad.Dropout), nil) // Dropout is x itself when p = 0
+	ad := l.current()
+	switch {
+	case ad == nil:
+		return graph.Linear(x, w, bias)
+	case ad.Magnitude != nil && ad.Dropout == 0:
+		return ad.doraLinear(x, w, bias) // g ⊙ (x·W + s·(x·A)·B) + b
 	}
-	return y
+	return ad.addLinear(graph.Linear(x, w, bias), x, w, nil)
 }
 
-// addLinear adds the adapter's updates s·(xd·A_j)·B_j to y [N, out], each
+// addLinear adds the adapter's contribution for input x to the base output
+// y = x·W + b [N, out], on the rows mask selects (nil: every row): its
+// updates s·(xd·A_j)·B_j with xd = Dropout(x) (x itself when p = 0), or for
+// DoRA PEFT's (g − 1) ⊙ xd·W + g ⊙ s·(xd·A)·B.
+func (ad *Adapter) addLinear(y, x, w, mask *graph.Node) *graph.Node {
+	xd := graph.Dropout(x, ad.Dropout)
+	if ad.Magnitude == nil {
+		return ad.addUpdates(y, xd, mask)
+	}
+	u := ad.doraDelta(graph.Linear(xd, w, nil), w, func(base *graph.Node) *graph.Node { return ad.addUpdates(base, xd, nil) })
+	if mask != nil {
+		u = graph.ScaleRows(u, mask)
+	}
+	return graph.Add(y, u)
+}
+
+// addUpdates adds the adapter's updates s·(xd·A_j)·B_j to y [N, out], each
 // into its slice's columns, on the rows mask selects (nil: every row).
-func (ad *Adapter) addLinear(y, xd, mask *graph.Node) *graph.Node {
+func (ad *Adapter) addUpdates(y, xd, mask *graph.Node) *graph.Node {
 	b := xd.Builder()
 	for _, s := range ad.Slices {
 		xa := graph.MatMul(xd, b.Param(s.A), false, false)  // [N, r]
@@ -228,29 +259,48 @@ type Embedding struct {
 // the per-row adapters the Model routes, or the base table alone:
 //
 //	y = Add(Embedding(E, ids), Scale(MatMul(Embedding(A, ids), B), s))
+//
+// and a DoRA adapter scales the columns by g = m / ‖E + s·A·B‖.
 func (e *Embedding) Forward(ids *graph.Node) *graph.Node {
 	if ids.Err() != nil {
 		return ids
 	}
 	b := ids.Builder()
 	b.DependOn(e.gen)
-	y := graph.Embedding(b.Param(e.Base.Weight), ids) // [N, d], E frozen
+	table := b.Param(e.Base.Weight)
+	y := graph.Embedding(table, ids) // [N, d], E frozen
 	if e.route != nil && !e.disabled {
+		base := y
 		for k, name := range e.route.names {
 			if ad := e.Adapter(name); ad != nil {
-				y = ad.addEmbedding(y, ids, e.route.mask(k))
+				y = ad.addEmbedding(y, base, ids, table, e.route.mask(k))
 			}
 		}
 		return y
 	}
-	if ad := e.current(); ad != nil {
-		y = ad.addEmbedding(y, ids, nil)
+	ad := e.current()
+	switch {
+	case ad == nil:
+		return y
+	case ad.Magnitude != nil:
+		return graph.ScaleCols(ad.embeddingUpdates(y, ids, nil), ad.doraScale(table)) // g ⊙ (E[ids] + s·A[ids]·B)
 	}
-	return y
+	return ad.embeddingUpdates(y, ids, nil)
 }
 
-// addEmbedding adds s·A[ids]·B to y [N, d] on the rows mask selects.
-func (ad *Adapter) addEmbedding(y, ids, mask *graph.Node) *graph.Node {
+// addEmbedding adds the adapter's contribution to y on the rows mask
+// selects: its update s·A[ids]·B, or for DoRA g ⊙ (E[ids] + s·A[ids]·B) −
+// E[ids], with base = E[ids].
+func (ad *Adapter) addEmbedding(y, base, ids, table, mask *graph.Node) *graph.Node {
+	if ad.Magnitude == nil {
+		return ad.embeddingUpdates(y, ids, mask)
+	}
+	u := ad.doraDelta(base, table, func(base *graph.Node) *graph.Node { return ad.embeddingUpdates(base, ids, nil) })
+	return graph.Add(y, graph.ScaleRows(u, mask))
+}
+
+// embeddingUpdates adds s·A[ids]·B to y [N, d] on the rows mask selects.
+func (ad *Adapter) embeddingUpdates(y, ids, mask *graph.Node) *graph.Node {
 	b := ids.Builder()
 	for _, s := range ad.Slices {
 		xa := graph.Embedding(b.Param(s.A), ids)          // A's rows [N, r]

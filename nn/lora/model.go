@@ -253,8 +253,15 @@ func (m *Model) AddAdapter(name string, cfg Config) error {
 		if err != nil {
 			return fmt.Errorf("lora: add adapter %q: %s: %w", name, p.path, err)
 		}
+		base := res
 		if res != nil {
 			residual[p.weight()] = res
+		} else if ads[i].Magnitude != nil {
+			base = p.weight().Values()
+		}
+		in, out := p.dims()
+		if err := initMagnitude(ads[i], base, in, out); err != nil { // DoRA: m = ‖W + s·A·B‖
+			return fmt.Errorf("lora: add adapter %q: %s: %w", name, p.path, err)
 		}
 	}
 	return m.commit(name, cfg, plans, ads, residual, extras, nil)
@@ -411,7 +418,8 @@ func (m *Model) DeleteAdapter(name string) error {
 // Merge adds the active adapter's update into the frozen base weights,
 // W ← W + s·A·B (per slice, in the slice's columns; computed in float64
 // and rounded once to W's dtype), so that Forward runs the base layer alone
-// at the base layer's cost. A second Merge is an error (ErrAlreadyMerged);
+// at the base layer's cost. A DoRA adapter merges as W ← g ⊙ (W + s·A·B)
+// with g = m / ‖W + s·A·B‖ per output column (PEFT's merge). A second Merge is an error (ErrAlreadyMerged);
 // so is Merge with no active adapter, while disabled, while rows are
 // routed, or of an adapter on an embedding unless MergeEmbeddings is set.
 func (m *Model) Merge() error {
@@ -438,7 +446,11 @@ func (m *Model) Merge() error {
 	for _, w := range m.byPath {
 		s := w.state()
 		if ad := s.Adapter(m.active); ad != nil {
-			addDelta(w.weight(), ad, 1)
+			if ad.Magnitude != nil {
+				s.doraG = mergeDoRA(w.weight(), ad) // W ← g ⊙ (W + ΔW)
+			} else {
+				addDelta(w.weight(), ad, 1)
+			}
 			s.merged = m.active
 		}
 	}
@@ -448,8 +460,9 @@ func (m *Model) Merge() error {
 	return nil
 }
 
-// Unmerge subtracts the merged adapter's update again, W ← W − s·A·B, which
-// restores W up to float rounding (one rounding step of W's dtype).
+// Unmerge subtracts the merged adapter's update again, W ← W − s·A·B (for
+// DoRA W ← W/g − s·A·B with the merge's g), which restores W up to float
+// rounding (one rounding step of W's dtype).
 // Unmerge when nothing is merged is an error (ErrNotMerged).
 func (m *Model) Unmerge() error {
 	if err := m.usable(); err != nil {
@@ -463,7 +476,12 @@ func (m *Model) Unmerge() error {
 		if s.merged == "" {
 			continue
 		}
-		addDelta(w.weight(), s.Adapter(s.merged), -1)
+		if ad := s.Adapter(s.merged); s.doraG != nil {
+			unmergeDoRA(w.weight(), ad, s.doraG) // W ← W'/g − ΔW
+			s.doraG = nil
+		} else {
+			addDelta(w.weight(), ad, -1)
+		}
 		s.merged = ""
 	}
 	m.merged = false
