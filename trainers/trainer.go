@@ -122,6 +122,9 @@ func (t *Trainer) newOptimizer() *AdamW {
 	if t.cfg.DecayAll {
 		opt.Decay = func(*graph.Param) bool { return true }
 	}
+	if t.cfg.LoRAPlusRatio > 0 {
+		opt.Group = LoRAPlusGroups(t.model.Params(), t.cfg)
+	}
 	return opt
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/golora/golora/models/gpt"
 	"github.com/golora/golora/nn/lora"
 	"github.com/golora/golora/safetensors"
+	"github.com/golora/golora/trainers"
 )
 
 // TestFinetuneDoRA: finetune --dora writes a PEFT DoRA adapter ("use_dora":
@@ -55,5 +56,38 @@ func TestFinetuneDoRA(t *testing.T) {
 	r := golora("finetune", "--dora", "--full", "--base", f.base, "--data", f.prose, "--out", filepath.Join(t.TempDir(), "x"), "--quiet")
 	if r.code != 2 || !strings.Contains(r.stderr, "--dora") {
 		t.Errorf("--dora --full: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestFinetuneLoRAPlus: --loraplus-lr-ratio R reaches the trainer (the
+// checkpoint's config records it, and a resumed run keeps it), and bad
+// values are usage errors.
+func TestFinetuneLoRAPlus(t *testing.T) {
+	f := getFixture(t)
+	dir := t.TempDir()
+	ckpt := filepath.Join(dir, "ck.safetensors")
+	mustRun(t, "finetune", "--loraplus-lr-ratio", "16", "--base", f.base, "--data", f.prose, "--out", filepath.Join(dir, "a"),
+		"--steps", "2", "--context", "16", "--quiet", "--checkpoint", ckpt)
+	meta, err := trainers.ReadCheckpointMeta(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.Config.LoRAPlusRatio != 16 {
+		t.Errorf("checkpoint config: LoRA+ ratio %v, want 16", meta.Config.LoRAPlusRatio)
+	}
+	mustRun(t, "finetune", "--loraplus-lr-ratio", "16", "--base", f.base, "--data", f.prose, "--out", filepath.Join(dir, "b"),
+		"--steps", "3", "--context", "16", "--quiet", "--resume", ckpt)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--loraplus-lr-ratio", "-2"}, "--loraplus-lr-ratio -2"},
+		{[]string{"--loraplus-lr-ratio", "+Inf"}, "--loraplus-lr-ratio +Inf"},
+		{[]string{"--loraplus-lr-ratio", "4", "--full"}, "--full"},
+	} {
+		args := append([]string{"finetune", "--base", f.base, "--data", f.prose, "--out", filepath.Join(dir, "x"), "--quiet"}, c.args...)
+		if r := golora(args...); r.code != 2 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q", c.args, r.code, r.stderr)
+		}
 	}
 }
