@@ -91,6 +91,12 @@ func (b *Builder) fail(err error) *Node {
 	return &Node{b: b, err: b.err}
 }
 
+// Dot returns the graph built so far in Graphviz's DOT language, as
+// Gorgonia writes it: every node with its op, type and shape, edges from
+// inputs to the ops that read them, and the gradient nodes Compile added
+// in a cluster of their own. Render it with Graphviz (dot -Tsvg).
+func (b *Builder) Dot() string { return b.g.ToDot() }
+
 // OpRuns counts, by op name, how many times the fused ops of this graph
 // have run, over every program compiled from it: a profiling and test aid
 // that shows what runs skip (the gradient ops of a frozen weight never run).

@@ -70,8 +70,15 @@
 // # Gradient checks
 //
 // CheckGradients compares symbolic gradients with central differences in
-// float64 and reports the worst absolute and relative error per parameter.
-// Call it from your own tests to check a layer you build from these ops.
+// float64 and reports the worst absolute and relative error per parameter;
+// dropout masks and Detach values are held at the unperturbed run's. Call it
+// from your own tests to check a layer you build from these ops.
+//
+// # Looking at a graph
+//
+// Builder.Dot returns the graph in Graphviz's DOT language as Gorgonia
+// writes it (render it with dot -Tsvg); Builder.OpRuns counts how often each
+// op ran, which shows what runs skip.
 //
 // # BLAS
 //

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"strings"
 
 	"github.com/golora/golora/graph"
 )
@@ -204,4 +205,19 @@ func ExampleGeneration() {
 	// <nil>
 	// true
 	// graph: run: graph: stale program: the adapter state changed (Merge) after the graph was built; build and compile a new program
+}
+
+// Dot describes the graph for Graphviz (dot -Tsvg draws it): one box per
+// node, edges from inputs to the ops that read them.
+func ExampleBuilder_Dot() {
+	b := graph.NewBuilder(graph.Float64, 1)
+	x := b.Input("x", 2, 3)
+	w := b.Param(guideParam("W", []float64{1, 2, 3, 4, 5, 6}, 3, 2))
+	graph.Scale(graph.MatMul(x, w, false, false), 2)
+	dot := b.Dot()
+	fmt.Println(strings.SplitN(dot, "\n", 2)[0])
+	fmt.Println(strings.Contains(dot, "MatMul"), strings.Contains(dot, "Scale(2)"))
+	// Output:
+	// digraph fullGraph {
+	// true true
 }

@@ -40,6 +40,21 @@
 // Embedding(E, ids). With rows routed to K adapters, adapter k's update is
 // ScaleRows(update, RowMask(rows, k, −1, K)) before it is added.
 //
+// # DoRA
+//
+// Config.DoRA adds a trained magnitude m per output column (Liu et al.
+// 2024), computed as PEFT does: g = m / ‖W + s·A·B‖ (column norms, through
+// graph.Detach: a constant for backpropagation) and
+//
+//	y = g ⊙ (x·W + s·(x·A)·B) + b             [N, in] → [N, out]
+//
+// built as AddBias(ScaleCols(…, Div(m, Detach(L2Norm(W + s·A·B, 0)))), b);
+// with LoRA dropout, PEFT's x·W + b + (g − 1) ⊙ xd·W + g ⊙ s·(xd·A)·B. m
+// starts at ‖W + s·A·B‖, so g = 1. Merge gives W ← g ⊙ (W + s·A·B). On a
+// fused layer adapted on some parts, m covers every column of the layer (as
+// PEFT computes DoRA on the block-form file). dora.go is the worked example
+// of a variant written as a composition of nodes: no kernel, no gradient.
+//
 // # Models and adapters
 //
 // Inject (or NewModel then AddAdapter) resolves a Config's targets against
@@ -74,7 +89,8 @@
 // .lora_B.weight [out, r] (golora's A and B transposed at the boundary).
 // A q,v adapter is written as the equivalent rank-2r update of the whole
 // c_attn, which PEFT loads, with a "golora" config key that restores the
-// compact form here. Loading checks everything before it changes anything.
+// compact form here. A DoRA adapter has "use_dora": true and each layer's
+// magnitude under <path>.lora_magnitude_vector [out]. Loading checks everything before it changes anything.
 // docs/formats-adapters.md describes the format; docs/lora.md the maths.
 //
 // # Errors
