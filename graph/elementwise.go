@@ -213,43 +213,48 @@ func Detach(x *Node) *Node {
 	if err := floatInputs("Detach", x); err != nil {
 		return b.fail(err)
 	}
-	gn, _, err := b.apply(&detachKernel{}, []bool{false}, nil, x.n)
+	gn, _, err := b.apply(detachKernel{}, []bool{false}, nil, x.n)
 	n := b.wrap(gn, err, "Detach", x)
 	n.detached = true
 	return n
 }
 
-// detachKernel copies its input, or, while held (CheckGradients), the
-// value it had when it was held.
-type detachKernel struct {
-	held     bool
-	h32      []float32
-	h64      []float64
-	heldSize int
-}
+// detachKernel copies its input (an executor may make it a view instead).
+type detachKernel struct{}
 
-func (*detachKernel) String() string { return "Detach" }
-func (*detachKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
+func (detachKernel) String() string { return "Detach" }
+func (detachKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 	return in[0].Clone(), nil
 }
-func (k *detachKernel) forward(out tval, in []tval) error {
-	src32, src64 := in[0].f32, in[0].f64
-	if k.held && k.heldSize == len(out.f32)+len(out.f64) {
-		src32, src64 = k.h32, k.h64
-	}
+func (detachKernel) forward(out tval, in []tval) error {
 	if out.f32 != nil {
-		copy(out.f32, src32)
+		copy(out.f32, in[0].f32)
 	} else {
-		copy(out.f64, src64)
+		copy(out.f64, in[0].f64)
 	}
 	return nil
 }
 
-// hold makes later runs output v (the node's current value) whatever the
-// input; release ends it.
-func (k *detachKernel) hold(v tval) {
-	k.held, k.heldSize = true, len(v.f32)+len(v.f64)
-	k.h32, k.h64 = append(k.h32[:0], v.f32...), append(k.h64[:0], v.f64...)
+// heldKernel stands in for a Detach while CheckGradients holds it: it
+// outputs the value the Detach had, whatever its input.
+type heldKernel struct {
+	shape tensor.Shape
+	f32   []float32
+	f64   []float64
 }
 
-func (k *detachKernel) release() { k.held = false }
+func (*heldKernel) String() string { return "Detach(held)" }
+func (k *heldKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
+	if !in[0].Eq(k.shape) {
+		return nil, fmt.Errorf("input %v, the held value is %v", in[0], k.shape)
+	}
+	return k.shape.Clone(), nil
+}
+func (k *heldKernel) forward(out tval, _ []tval) error {
+	if out.f32 != nil {
+		copy(out.f32, k.f32)
+	} else {
+		copy(out.f64, k.f64)
+	}
+	return nil
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"gorgonia.org/tensor"
 )
 
 // GradCheckOptions tunes CheckGradients. The zero value is usable.
@@ -87,7 +89,6 @@ func CheckGradients(build func(b *Builder) (*Node, error), params []*Param, opt 
 	if err := prog.Run(); err != nil {
 		return nil, err
 	}
-	defer holdDetached(b)()
 	symbolic := make([][]float64, len(params))
 	for i, p := range params {
 		g, ok := prog.Grad(p)
@@ -96,6 +97,7 @@ func CheckGradients(build func(b *Builder) (*Node, error), params []*Param, opt 
 		}
 		symbolic[i] = g.Values()
 	}
+	defer holdDetached(b, prog)()
 	eval := func() (float64, error) {
 		if err := prog.SetRNGState(rng); err != nil {
 			return 0, err
@@ -149,37 +151,42 @@ func CheckGradients(build func(b *Builder) (*Node, error), params []*Param, opt 
 	return out, nil
 }
 
-// holdDetached holds every Detach node of b's graph at its current value
-// and returns the function that releases them.
-func holdDetached(b *Builder) func() {
-	var held []*detachKernel
+// holdDetached holds every Detach node of prog's graph at its value from
+// the last run (their kernels output that value whatever their input) and
+// returns the function that releases them. The program is planned again
+// both ways, since an executor may have made a Detach a view of its input.
+func holdDetached(b *Builder, prog *Program) func() {
+	type held struct{ op *fusedOp }
+	var hs []held
 	for _, n := range b.g.AllNodes() {
 		op, ok := n.Op().(*fusedOp)
 		if !ok {
 			continue
 		}
-		k, ok := op.k.(*detachKernel)
-		if !ok {
+		if _, ok := op.k.(detachKernel); !ok {
 			continue
 		}
-		var v tval
-		var err error
-		switch {
-		case op.buf != nil:
-			v, err = denseTval(op.buf)
-		case op.scalar != nil:
-			v, err = toTval(op.scalar)
-		default:
+		v := prog.value(n)
+		if v.Len() == 0 {
 			continue // not part of the checked program
 		}
-		if err == nil {
-			k.hold(v)
-			held = append(held, k)
+		shape := tensor.Shape(v.Shape).Clone()
+		if len(v.Shape) == 0 {
+			shape = tensor.ScalarShape()
 		}
+		op.k = &heldKernel{shape: shape, f32: append([]float32(nil), v.F32...), f64: append([]float64(nil), v.F64...)}
+		hs = append(hs, held{op})
+	}
+	replan := func() { prog.fwd, prog.full, prog.last = nil, nil, nil }
+	if len(hs) > 0 {
+		replan()
 	}
 	return func() {
-		for _, k := range held {
-			k.release()
+		for _, h := range hs {
+			h.op.k = detachKernel{}
+		}
+		if len(hs) > 0 {
+			replan()
 		}
 	}
 }
