@@ -77,7 +77,9 @@ func CheckGradients(build func(b *Builder) (*Node, error), params []*Param, opt 
 	if loss == nil {
 		return nil, errors.New("graph: gradient check: build returned no loss")
 	}
-	prog, err := b.Compile(loss)
+	// Detach values are outputs, so that their values after a run are kept
+	// (an executor may reuse the storage of values nothing reads later).
+	prog, err := b.Compile(loss, detachNodes(b)...)
 	if err != nil {
 		return nil, err
 	}
@@ -149,6 +151,19 @@ func CheckGradients(build func(b *Builder) (*Node, error), params []*Param, opt 
 		out[i] = r
 	}
 	return out, nil
+}
+
+// detachNodes lists the Detach nodes of b's graph.
+func detachNodes(b *Builder) []*Node {
+	var out []*Node
+	for _, n := range b.g.AllNodes() {
+		if op, ok := n.Op().(*fusedOp); ok {
+			if _, ok := op.k.(detachKernel); ok {
+				out = append(out, &Node{b: b, n: n, name: "Detach"})
+			}
+		}
+	}
+	return out
 }
 
 // holdDetached holds every Detach node of prog's graph at its value from
