@@ -133,6 +133,13 @@ func badInputs() []badInput {
 		{"LoRA flags", "a target twice", ft("--targets q,q"), 0, nil, nil},
 		{"LoRA flags", "unknown --bias", ft("--bias some"), 2, []string{`--bias "some"`}, nil},
 		{"LoRA flags", "unknown --init", ft("--init xavier"), 2, []string{`--init "xavier"`}, nil},
+		{"LoRA flags", "--dora with --full", ft("--dora --full"), 2, []string{"--dora", "does not apply to --full"}, nil},
+		{"LoRA flags", "--dora with --rank above the width", ft("--dora --rank 17"), 2, []string{"--rank 17: above the model's width 16"}, nil},
+		{"LoRA flags", "--loraplus-lr-ratio NaN", ft("--loraplus-lr-ratio NaN"), 2, []string{"--loraplus-lr-ratio NaN"}, nil},
+		{"LoRA flags", "--loraplus-lr-ratio -1", ft("--loraplus-lr-ratio -1"), 2, []string{"--loraplus-lr-ratio -1"}, nil},
+		{"LoRA flags", "--loraplus-lr-ratio Inf", ft("--loraplus-lr-ratio Inf"), 2, []string{"--loraplus-lr-ratio +Inf"}, nil},
+		{"LoRA flags", "--loraplus-lr-ratio 1e308 (B's rate overflows the weights)", ft("--loraplus-lr-ratio 1e308"), 1, []string{"non-finite"}, nil},
+		{"LoRA flags", "--loraplus-lr-ratio with --full", ft("--loraplus-lr-ratio 16 --full"), 2, []string{"does not apply to --full"}, nil},
 		{"LoRA flags", "more than half the parameters trainable", ft("--targets all-linear,wte --rank 16"), 0, []string{"warning: the adapter trains 5", "lower --rank"}, nil},
 
 		// Model shapes.
@@ -183,7 +190,7 @@ func badInputs() []badInput {
 		{"folders", "adapter_config.json is not JSON", "eval --base base --adapter bad-adcfg --data prose.txt", 1, []string{"adapter_config.json: not a valid config"}, nil},
 		{"folders", "adapter r 0", "eval --base base --adapter bad-r0 --data prose.txt", 1, []string{"r = 0, want ≥ 1"}, nil},
 		{"folders", "adapter r 10⁹", "eval --base base --adapter bad-hugr --data prose.txt", 1, []string{"2000000000 from adapter_config.json"}, nil},
-		{"folders", "DoRA adapter", "eval --base base --adapter bad-dora --data prose.txt", 1, []string{"use_dora"}, nil},
+		{"folders", "use_dora set without magnitude vectors", "eval --base base --adapter bad-dora --data prose.txt", 1, []string{"--adapter bad-dora: ", `missing tensor "base_model.model.transformer.h.0.attn.c_attn.lora_magnitude_vector"`}, nil},
 		{"folders", "adapter_model.safetensors missing", "eval --base base --adapter bad-noweights --data prose.txt", 1, []string{"no adapter_model.safetensors"}, nil},
 		{"folders", "adapter with a flipped byte", "eval --base base --adapter flipadapter --data prose.txt", 1, []string{"flipadapter", "checksum mismatch"}, nil},
 		{"folders", "missing --adapter", "eval --base base --adapter nope --data prose.txt", 1, []string{"--adapter nope: no such file"}, nil},
