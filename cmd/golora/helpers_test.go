@@ -66,6 +66,9 @@ func TestMain(m *testing.M) {
 	if fix.dir != "" {
 		os.RemoveAll(fix.dir)
 	}
+	if chatModel.dir != "" {
+		os.RemoveAll(filepath.Dir(chatModel.dir)) // chat_test.go
+	}
 	os.Exit(code)
 }
 
