@@ -64,6 +64,11 @@ type BenchOptions struct {
 	Seed uint64
 	// Progress, when set, is told what is about to run.
 	Progress func(msg string)
+	// Collective, when it has more than one rank, makes the training
+	// measurements data-parallel: every rank runs Bench, each config's batch
+	// is the global batch (it must divide by the ranks), tokens/s are global,
+	// and the latency runs are skipped. nil: one process.
+	Collective trainers.Collective
 }
 
 // BenchResult is the outcome of Bench, ready for encoding/json.
@@ -74,6 +79,8 @@ type BenchResult struct {
 	GOARCH    string              `json:"goarch"`
 	CPUs      int                 `json:"cpus"`
 	BLAS      string              `json:"blas"`
+	Ranks     int                 `json:"ranks"`   // processes of a data-parallel run (1: one)
+	Threads   int                 `json:"threads"` // GOMAXPROCS of each rank
 	Configs   []BenchConfigResult `json:"configs"`
 	// PeakRSSMiB is the process's peak resident set size at the end (Linux;
 	// 0 elsewhere): the largest of all configurations, runtime included.
@@ -101,6 +108,11 @@ type BenchConfigResult struct {
 	LatencyContext     int     `json:"latency_context"` // tokens in the batch-1 forward pass
 	MergedMaxAbsDiff   float64 `json:"merged_max_abs_diff"`
 	TrainingSecondsAll float64 `json:"training_seconds"`
+	// LoRAAllReducedBytes and FullAllReducedBytes are the gradient bytes
+	// one data-parallel step all-reduced (as the trainer counted them; 0 on
+	// one process): the trainable parameters × 4 (float32).
+	LoRAAllReducedBytes int64 `json:"lora_allreduced_bytes_per_step,omitempty"`
+	FullAllReducedBytes int64 `json:"full_allreduced_bytes_per_step,omitempty"`
 }
 
 // Bench measures, for each configuration: training tokens/s and peak heap
@@ -120,6 +132,11 @@ func Bench(opt BenchOptions) (*BenchResult, error) {
 		GOARCH:    runtime.GOARCH,
 		CPUs:      runtime.NumCPU(),
 		BLAS:      graph.BLASName(),
+		Ranks:     1,
+		Threads:   runtime.GOMAXPROCS(0),
+	}
+	if opt.Collective != nil {
+		res.Ranks = opt.Collective.Size()
 	}
 	for _, c := range opt.Configs {
 		if opt.Steps > 0 {
@@ -131,7 +148,7 @@ func Bench(opt BenchOptions) (*BenchResult, error) {
 		if opt.LatencyRuns > 0 {
 			c.LatencyRuns = opt.LatencyRuns
 		}
-		r, err := benchOne(c, opt.Seed, opt.Progress)
+		r, err := benchOne(c, opt.Seed, opt.Progress, opt.Collective)
 		if err != nil {
 			return nil, fmt.Errorf("experiments: bench %s: %w", c.Name, err)
 		}
@@ -161,7 +178,7 @@ func benchLoRA(seed uint64) lora.Config {
 	return lora.Config{R: 8, Alpha: 16, Targets: []string{"q", "v"}, Seed: seed}
 }
 
-func benchOne(c BenchConfig, seed uint64, progress func(string)) (BenchConfigResult, error) {
+func benchOne(c BenchConfig, seed uint64, progress func(string), coll trainers.Collective) (BenchConfigResult, error) {
 	say := func(format string, a ...any) {
 		if progress != nil {
 			progress(fmt.Sprintf(format, a...))
@@ -183,17 +200,20 @@ func benchOne(c BenchConfig, seed uint64, progress func(string)) (BenchConfigRes
 			}
 			r.LoRATrainable = lm.Report().Trainable
 		}
-		tps, msStep, peak, err := benchTrain(m, c, seed)
+		tps, msStep, peak, bytes, err := benchTrain(m, c, seed, coll)
 		if err != nil {
 			return r, fmt.Errorf("%s training: %w", mode, err)
 		}
 		if mode == "lora" {
-			r.LoRATokensPerSec, r.LoRAMsPerStep, r.LoRAPeakHeapMiB = tps, msStep, peak
+			r.LoRATokensPerSec, r.LoRAMsPerStep, r.LoRAPeakHeapMiB, r.LoRAAllReducedBytes = tps, msStep, peak, bytes
 		} else {
-			r.FullTokensPerSec, r.FullMsPerStep, r.FullPeakHeapMiB = tps, msStep, peak
+			r.FullTokensPerSec, r.FullMsPerStep, r.FullPeakHeapMiB, r.FullAllReducedBytes = tps, msStep, peak, bytes
 		}
 	}
 	r.TrainingSecondsAll = time.Since(t0).Seconds()
+	if coll != nil && coll.Size() > 1 {
+		return r, nil // latency is a one-process measurement
+	}
 
 	say("%s: inference latency, batch 1 × %d tokens, %d runs each", c.Name, c.Context, c.LatencyRuns)
 	m, err := benchModel(c, seed)
@@ -244,13 +264,14 @@ func benchOne(c BenchConfig, seed uint64, progress func(string)) (BenchConfigRes
 }
 
 // benchTrain trains m's trainable parameters on random tokens and returns
-// the tokens/s and ms/step of the timed steps and the peak heap in MiB.
-func benchTrain(m *gpt.Model, c BenchConfig, seed uint64) (tps, msStep, peakMiB float64, err error) {
+// the tokens/s and ms/step of the timed steps, the peak heap in MiB and, for
+// a data-parallel run over coll, the gradient bytes a step all-reduced.
+func benchTrain(m *gpt.Model, c BenchConfig, seed uint64, coll trainers.Collective) (tps, msStep, peakMiB float64, bytes int64, err error) {
 	steps := c.Warmup + c.Steps
 	toks := randomTokens(c.Batch*steps*c.Context+1, m.VocabSize(), seed)
 	ds, err := trainers.NewTextDataset(toks, c.Context)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	cfg := trainers.DefaultConfig()
 	cfg.Seed, cfg.Batch, cfg.Context, cfg.Steps = seed, c.Batch, c.Context, steps
@@ -267,12 +288,16 @@ func benchTrain(m *gpt.Model, c BenchConfig, seed uint64) (tps, msStep, peakMiB 
 		if s.Step == steps {
 			tEnd, tokEnd = time.Now(), s.Tokens
 		}
+		bytes = s.AllReducedBytes
 	}
 	tr, err := trainers.New(m, cfg)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	defer tr.Close()
+	if err := tr.SetCollective(coll); err != nil {
+		return 0, 0, 0, 0, err
+	}
 	peak := startPeak(2 * time.Millisecond)
 	if c.Warmup == 0 {
 		tStart = time.Now()
@@ -280,13 +305,13 @@ func benchTrain(m *gpt.Model, c BenchConfig, seed uint64) (tps, msStep, peakMiB 
 	_, err = tr.Train(ds, nil)
 	peakMiB = peak.Stop()
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	dt := tEnd.Sub(tStart).Seconds()
 	if dt <= 0 {
-		return 0, 0, peakMiB, errors.New("no timed steps")
+		return 0, 0, peakMiB, 0, errors.New("no timed steps")
 	}
-	return float64(tokEnd-tokStart) / dt, 1000 * dt / float64(c.Steps), peakMiB, nil
+	return float64(tokEnd-tokStart) / dt, 1000 * dt / float64(c.Steps), peakMiB, bytes, nil
 }
 
 // randomTokens returns n ids drawn uniformly from [0, vocab).

@@ -5,8 +5,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
-	"sync"
-	"sync/atomic"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -153,30 +151,16 @@ func stateFor[T floatT](k *attnKernel, a attnDims) *attnState[T] {
 }
 
 // forHeads runs f(worker, b, h) for every (sequence, head) pair on up to
-// GOMAXPROCS goroutines; worker indexes per-goroutine scratch. Pairs are
-// handed out one at a time, so a goroutine whose core is busy with other work
-// holds up no more than one pair.
+// GOMAXPROCS goroutines (see forUnits); worker indexes per-goroutine
+// scratch.
 func forHeads(a attnDims, f func(worker, b, h int)) {
-	n := a.B * a.H
-	w := min(runtime.GOMAXPROCS(0), n)
-	if w <= 1 {
-		for i := range n {
-			f(0, i/a.H, i%a.H)
-		}
-		return
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for t := range w {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				f(t, i/a.H, i%a.H)
-			}
-		}()
-	}
-	wg.Wait()
+	forUnits(a.B*a.H, runtime.GOMAXPROCS(0), func(w, i int) { f(w, i/a.H, i%a.H) })
+}
+
+// view is the head geometry of the strided head kernels: q, k and v rows
+// of qkv (stride 3d), output rows of width d.
+func (a attnDims) view() headView {
+	return headView{T: a.T, hd: a.hd, scale: a.scale, qs: a.d3, ks: a.d3, vs: a.d3, ys: a.d}
 }
 
 func attnForward[T floatT](k *attnKernel, a attnDims, y, qkv []T) {
@@ -229,26 +213,7 @@ const attnBlock = 32
 // dropout) holds the mask scales and gets drop(P), q is the head's queries
 // inside qkv (keys d and values 2d columns on) and y its output block.
 func headForward[T floatT](a attnDims, p, drop, q, y []T) {
-	kk, v := q[a.d:], q[2*a.d:]
-	for i0 := 0; i0 < a.T; i0 += attnBlock {
-		i1 := min(i0+attnBlock, a.T)
-		// S[i0:i1, :i1] = Q[i0:i1]·K[:i1]ᵀ/√hd
-		gemm(false, true, i1-i0, i1, a.hd, T(a.scale), q[i0*a.d3:], a.d3, kk, a.d3, 0, p[i0*a.T:], a.T)
-		for i := i0; i < i1; i++ {
-			row := p[i*a.T : (i+1)*a.T]
-			softmaxRow(row[:i+1], row[:i+1])
-			clear(row[i+1:])
-		}
-		use := p
-		if drop != nil {
-			use = drop
-			for j := i0 * a.T; j < i1*a.T; j++ {
-				drop[j] *= p[j]
-			}
-		}
-		// Y[i0:i1] = A[i0:i1, :i1]·V[:i1]
-		gemm(false, false, i1-i0, a.hd, i1, 1, use[i0*a.T:], a.T, v, a.d3, 0, y[i0*a.d:], a.d)
-	}
+	causalHeadForward(a.view(), p, drop, q, q[a.d:], q[2*a.d:], y)
 }
 
 // attnGradKernel: (qkv, y, dy [B·T, d]) → dqkv [B·T, 3d], reading the
@@ -313,26 +278,5 @@ func attnBackward[T floatT](k *attnKernel, a attnDims, dqkv, qkv, dy []T) error 
 // headBackward computes one head's part of dqkv (dq points at its query
 // gradient, like q in headForward), using ds [T, T] as scratch for dA, then dS.
 func headBackward[T floatT](a attnDims, p, use, ds, q, dy, dq []T) {
-	kk, v := q[a.d:], q[2*a.d:]
-	dk, dv := dq[a.d:], dq[2*a.d:]
-	for i0 := 0; i0 < a.T; i0 += attnBlock {
-		i1 := min(i0+attnBlock, a.T)
-		// dA[i0:i1, :i1] = dY[i0:i1]·V[:i1]ᵀ
-		gemm(false, true, i1-i0, i1, a.hd, 1, dy[i0*a.d:], a.d, v, a.d3, 0, ds[i0*a.T:], a.T)
-		for i := i0; i < i1; i++ {
-			row := ds[i*a.T : (i+1)*a.T]
-			softmaxBack(row[:i+1], use[i*a.T:i*a.T+i+1], p[i*a.T:i*a.T+i+1], row[:i+1])
-			clear(row[i+1:])
-		}
-		// dQ[i0:i1] = dS[i0:i1, :i1]·K[:i1]/√hd
-		gemm(false, false, i1-i0, a.hd, i1, T(a.scale), ds[i0*a.T:], a.T, kk, a.d3, 0, dq[i0*a.d3:], a.d3)
-	}
-	for j0 := 0; j0 < a.T; j0 += attnBlock {
-		j1 := min(j0+attnBlock, a.T)
-		// Keys [j0, j1) are seen by queries [j0, T) only.
-		// dV[j0:j1] = A[j0:, j0:j1]ᵀ·dY[j0:]
-		gemm(true, false, j1-j0, a.hd, a.T-j0, 1, use[j0*a.T+j0:], a.T, dy[j0*a.d:], a.d, 0, dv[j0*a.d3:], a.d3)
-		// dK[j0:j1] = dS[j0:, j0:j1]ᵀ·Q[j0:]/√hd
-		gemm(true, false, j1-j0, a.hd, a.T-j0, T(a.scale), ds[j0*a.T+j0:], a.T, q[j0*a.d3:], a.d3, 0, dk[j0*a.d3:], a.d3)
-	}
+	causalHeadBackward(a.view(), p, use, ds, q, q[a.d:], q[2*a.d:], dy, dq, dq[a.d:], dq[2*a.d:], false)
 }

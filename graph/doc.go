@@ -29,8 +29,11 @@
 // (gemm with transpose flags, no copies), Embedding, LayerNorm, GELU (tanh
 // form), Dropout, Softmax, CausalSelfAttention, SoftmaxCrossEntropy,
 // LoRALinear, LoRALinearSliced, LoRALinearMulti and LoRAEmbedding, plus Add,
-// Mul and Sum. CachedSelfAttention is the forward-only attention of
-// incremental decoding, over a key/value cache held in frozen parameters. Every op has a
+// Mul and Sum; for Llama-family models RMSNorm, RoPE (rotary embeddings with
+// the linear and llama3 scaling rules, see RoPEConfig), SiLU and
+// GroupedQueryAttention. CachedSelfAttention and CachedGroupedQueryAttention
+// are the forward-only attentions of incremental decoding, over a key/value
+// cache held in frozen parameters. Every op has a
 // float64 finite-difference test and a float32-against-float64 test. Each
 // node owns its output buffer and reuses it from run to run.
 //
@@ -74,6 +77,7 @@
 // eight lanes at a time (vmath_amd64.s): the exponentials (within 2 ulp)
 // and row maxima of Softmax, CausalSelfAttention and SoftmaxCrossEntropy,
 // the softmax backward pass of the first two, GELU forward and backward,
-// and LayerNorm rows whose width is a multiple of 8; sums stay in float64.
+// SiLU forward, and LayerNorm rows whose width is a multiple of 8; sums
+// stay in float64.
 // Elsewhere the same maths runs in Go.
 package graph

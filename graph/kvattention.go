@@ -261,15 +261,31 @@ func rowMaxPos(pos []int) int {
 // its queries inside qkv (row stride 3d), kc and vc its cache block (row
 // stride d) and y its output block (row stride d); s is [T, C] scratch.
 func kvHead[T floatT](g kvGeom, s []T, pos []int, q, kc, vc, y []T) {
+	cachedHead(cachedView{T: g.T, C: g.C, hd: g.hd, scale: g.scale, qs: g.d3, cs: g.d, ys: g.d}, s, pos, q, kc, vc, y)
+}
+
+// cachedView is the geometry of one head of one row in cached attention:
+// T new tokens, C cache positions, head width hd, scale 1/√hd, and the row
+// strides of the queries (qs), the caches (cs) and the output (ys).
+type cachedView struct {
+	T, C, hd   int
+	scale      float64
+	qs, cs, ys int
+}
+
+// cachedHead computes one head of one row: pos holds the row's T
+// positions, q its first query, kc and vc its first cached key and value,
+// y its first output; s is [T, C] scratch.
+func cachedHead[T floatT](g cachedView, s []T, pos []int, q, kc, vc, y []T) {
 	n := rowMaxPos(pos) + 1 // keys 0 … pmax
 	if n == 0 {
 		for t := 0; t < g.T; t++ {
-			clear(y[t*g.d : t*g.d+g.hd])
+			clear(y[t*g.ys : t*g.ys+g.hd])
 		}
 		return
 	}
 	// S[t, :n] = Q[t]·K[:n]ᵀ/√hd                    [T, n]
-	gemm(false, true, g.T, n, g.hd, T(g.scale), q, g.d3, kc, g.d, 0, s, g.C)
+	gemm(false, true, g.T, n, g.hd, T(g.scale), q, g.qs, kc, g.cs, 0, s, g.C)
 	for t, p := range pos {
 		row := s[t*g.C : t*g.C+n]
 		if p < 0 {
@@ -280,7 +296,7 @@ func kvHead[T floatT](g kvGeom, s []T, pos []int, q, kc, vc, y []T) {
 		clear(row[p+1:]) // keys after p are masked
 	}
 	// Y[t] = P[t, :n]·V[:n]                          [T, hd]
-	gemm(false, false, g.T, g.hd, n, 1, s, g.C, vc, g.d, 0, y, g.d)
+	gemm(false, false, g.T, g.hd, n, 1, s, g.C, vc, g.cs, 0, y, g.ys)
 }
 
 // BindParam makes the parameter node n of this program read and write prm's

@@ -38,6 +38,9 @@ func geluAVX2(y, t, x *float32, n int)
 func geluGradAVX2(dx, x, t, dy *float32, n int)
 
 //go:noescape
+func siluAVX2(y, s, x *float32, n int)
+
+//go:noescape
 func dotAVX2(a, b *float32, n int) float64
 
 //go:noescape
@@ -85,6 +88,19 @@ func geluGradVec(dx, x, t, dy []float32) int {
 	}
 	_, _, _ = dx[n-1], t[n-1], dy[n-1]
 	geluGradAVX2(&dx[0], &x[0], &t[0], &dy[0], n)
+	return n
+}
+
+// siluVec is the float32 SiLU forward pass (y = x·σ(x), s = σ(x)) for a
+// prefix of x whose length is a multiple of 8; it returns that length (0
+// without AVX2).
+func siluVec(y, s, x []float32) int {
+	n := len(x) &^ 7
+	if !hasAVX2 || n == 0 {
+		return 0
+	}
+	_, _ = y[n-1], s[n-1]
+	siluAVX2(&y[0], &s[0], &x[0], n)
 	return n
 }
 

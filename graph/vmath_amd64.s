@@ -220,6 +220,41 @@ gelu_done:
 	VZEROUPPER
 	RET
 
+// func siluAVX2(y, s, x *float32, n int)
+// For i < n (a multiple of 8), with s = 1/(1 + e^(-x)) (the logistic
+// function): y[i] = x*s and s[i] = s. Where e^(-x) overflows (x < -89),
+// s = 0 and y = -0, the limit.
+TEXT ·siluAVX2(SB), NOSPLIT, $0-32
+	MOVQ    y+0(FP), DI
+	MOVQ    s+8(FP), DX
+	MOVQ    x+16(FP), SI
+	MOVQ    n+24(FP), CX
+	VMOVUPS EXP_LO, Y14
+	VMOVUPS EXP_HI, Y15
+	VMOVUPS ONE, Y13
+	VXORPS  Y12, Y12, Y12
+	SHRQ    $3, CX
+	JZ      silu_done
+
+silu_loop:
+	VMOVUPS (SI), Y4
+	VSUBPS  Y4, Y12, Y0
+	EXP8(Y0, Y1, Y2, Y3)
+	VADDPS  Y13, Y0, Y0
+	VDIVPS  Y0, Y13, Y1
+	VMULPS  Y1, Y4, Y4
+	VMOVUPS Y4, (DI)
+	VMOVUPS Y1, (DX)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	ADDQ    $32, DX
+	DECQ    CX
+	JNZ     silu_loop
+
+silu_done:
+	VZEROUPPER
+	RET
+
 // func geluGradAVX2(dx, x, t, dy *float32, n int)
 // For i < n (a multiple of 8), with t = tanh u from the forward pass and
 // s = 1 - t^2: dx[i] = dy*(1/2 + t/2 + x*s*sqrt(2/pi)/2*(1 + 3*0.044715*x^2)),

@@ -11,6 +11,8 @@ func geluVec(y, t, x []float32) int { return 0 }
 
 func geluGradVec(dx, x, t, dy []float32) int { return 0 }
 
+func siluVec(y, s, x []float32) int { return 0 }
+
 func lnVec(d int) bool { return false }
 
 func lnRowFwd(y, x, g, b []float32, eps float64) (mu, r float64) { panic("graph: no vector LayerNorm") }

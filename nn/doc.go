@@ -1,5 +1,7 @@
 // Package nn holds the layers golora's models are built from: Linear,
-// Embedding, LayerNorm, Dropout, MLP and CausalSelfAttention.
+// Embedding, LayerNorm, Dropout, MLP and CausalSelfAttention (GPT-2), and
+// RMSNorm, GatedMLP and GroupedAttention (Llama-family decoders: RMSNorm,
+// a SiLU-gated MLP, grouped-query attention with rotary embeddings).
 //
 // # Overview
 //
@@ -15,6 +17,9 @@
 //	h := mlp.Forward(ln.Forward(x)) // [N, d] → [N, d]
 //
 // Weights use the [in, out] layout everywhere (y = x·W + b), GPT-2's own.
+// The Llama-family modules are named by Hugging Face's module paths
+// ("model.layers.0.self_attn.q_proj"); their checkpoints store Linear
+// weights [out, in], which models/llama transposes when reading and writing.
 //
 // # LoRA
 //

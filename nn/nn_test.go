@@ -1,8 +1,10 @@
 package nn
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/golora/golora/graph"
@@ -24,7 +26,7 @@ func randomize(ps []*graph.Param, seed uint64) {
 		for i := range v {
 			v[i] = 0.5 * (2*rng.Float64() - 1)
 		}
-		if p.Name == "ln.weight" || p.Name == "ln_1.weight" {
+		if p.Name == "ln.weight" || p.Name == "ln_1.weight" || strings.HasSuffix(p.Name, "norm.weight") || strings.HasSuffix(p.Name, "layernorm.weight") {
 			for i := range v {
 				v[i] += 1
 			}
@@ -89,6 +91,45 @@ func moduleCases() []moduleCase {
 			ps := append([]*graph.Param{x}, Collect(ln1, a, ln2, m)...)
 			return ps, func(b *graph.Builder) *graph.Node {
 				h := graph.Add(b.Param(x), a.Forward(ln1.Forward(b.Param(x)), 2))
+				return graph.Add(h, m.Forward(ln2.Forward(h)))
+			}
+		}},
+		{"RMSNorm", func(dt graph.DType) ([]*graph.Param, func(*graph.Builder) *graph.Node) {
+			x := graph.NewParam("x", dt, n, d)
+			ln := NewRMSNorm("norm", dt, d, 1e-6)
+			return append([]*graph.Param{x}, ln.Params()...), func(b *graph.Builder) *graph.Node { return ln.Forward(b.Param(x)) }
+		}},
+		{"GatedMLP", func(dt graph.DType) ([]*graph.Param, func(*graph.Builder) *graph.Node) {
+			x := graph.NewParam("x", dt, n, d)
+			m := NewGatedMLP("mlp", dt, d, 12, false)
+			return append([]*graph.Param{x}, m.Params()...), func(b *graph.Builder) *graph.Node { return m.Forward(b.Param(x)) }
+		}},
+		{"GroupedAttention", func(dt graph.DType) ([]*graph.Param, func(*graph.Builder) *graph.Node) {
+			x := graph.NewParam("x", dt, n, d)
+			a := NewGroupedAttention("self_attn", dt, d, AttentionConfig{Heads: 4, KVHeads: 2, HeadDim: 2, QKVBias: true,
+				RoPE: graph.RoPEConfig{Theta: 100}})
+			return append([]*graph.Param{x}, a.Params()...), func(b *graph.Builder) *graph.Node {
+				return a.Forward(b.Param(x), b.IntConstant("pos", []int{0, 1, 2, 0, 1, 2}, n), 2)
+			}
+		}},
+		{"GroupedAttention, Qwen3 norms, head_dim ≠ d/heads", func(dt graph.DType) ([]*graph.Param, func(*graph.Builder) *graph.Node) {
+			x := graph.NewParam("x", dt, n, d)
+			a := NewGroupedAttention("self_attn", dt, d, AttentionConfig{Heads: 2, KVHeads: 1, HeadDim: 6, OBias: true, QKNorm: true, NormEps: 1e-6,
+				RoPE: graph.RoPEConfig{Theta: 1e4, Type: "linear", Factor: 2}})
+			return append([]*graph.Param{x}, a.Params()...), func(b *graph.Builder) *graph.Node {
+				return a.Forward(b.Param(x), b.IntConstant("pos", []int{0, 1, 2, 0, 1, 2}, n), 2)
+			}
+		}},
+		{"Llama block", func(dt graph.DType) ([]*graph.Param, func(*graph.Builder) *graph.Node) {
+			// x + attn(input_layernorm(x)), then + mlp(post_attention_layernorm(·))
+			x := graph.NewParam("x", dt, n, d)
+			ln1, ln2 := NewRMSNorm("input_layernorm", dt, d, 1e-6), NewRMSNorm("post_attention_layernorm", dt, d, 1e-6)
+			a := NewGroupedAttention("self_attn", dt, d, AttentionConfig{Heads: 2, KVHeads: 1, HeadDim: 4, RoPE: graph.RoPEConfig{Theta: 1e4}})
+			m := NewGatedMLP("mlp", dt, d, 16, false)
+			ps := append([]*graph.Param{x}, Collect(ln1, a, ln2, m)...)
+			return ps, func(b *graph.Builder) *graph.Node {
+				pos := b.IntConstant("pos", []int{0, 1, 2, 0, 1, 2}, n)
+				h := graph.Add(b.Param(x), a.Forward(ln1.Forward(b.Param(x)), pos, 2))
 				return graph.Add(h, m.Forward(ln2.Forward(h)))
 			}
 		}},
@@ -203,5 +244,39 @@ func TestInitIsSeeded(t *testing.T) {
 	l2.Init(graph.NewRand(8), 0.02)
 	if l1.Weight.Float32s()[0] == l2.Weight.Float32s()[0] {
 		t.Fatal("different seeds gave the same first weight")
+	}
+}
+
+func TestLlamaModuleNamesAndShapes(t *testing.T) {
+	a := NewGroupedAttention("model.layers.0.self_attn", graph.Float32, 16, AttentionConfig{Heads: 4, KVHeads: 2, HeadDim: 6, QKVBias: true, QKNorm: true, NormEps: 1e-6})
+	m := NewGatedMLP("model.layers.0.mlp", graph.Float32, 16, 40, false)
+	want := []struct {
+		name  string
+		shape []int
+	}{
+		{"model.layers.0.self_attn.q_proj.weight", []int{16, 24}}, {"model.layers.0.self_attn.q_proj.bias", []int{24}},
+		{"model.layers.0.self_attn.k_proj.weight", []int{16, 12}}, {"model.layers.0.self_attn.k_proj.bias", []int{12}},
+		{"model.layers.0.self_attn.v_proj.weight", []int{16, 12}}, {"model.layers.0.self_attn.v_proj.bias", []int{12}},
+		{"model.layers.0.self_attn.o_proj.weight", []int{24, 16}},
+		{"model.layers.0.self_attn.q_norm.weight", []int{6}}, {"model.layers.0.self_attn.k_norm.weight", []int{6}},
+		{"model.layers.0.mlp.gate_proj.weight", []int{16, 40}}, {"model.layers.0.mlp.up_proj.weight", []int{16, 40}},
+		{"model.layers.0.mlp.down_proj.weight", []int{40, 16}},
+	}
+	ps := Collect(a, m)
+	if len(ps) != len(want) {
+		t.Fatalf("%d parameters, want %d", len(ps), len(want))
+	}
+	for i, w := range want {
+		if ps[i].Name != w.name || fmt.Sprint(ps[i].Shape()) != fmt.Sprint(w.shape) {
+			t.Errorf("param %d: %s %v, want %s %v", i, ps[i].Name, ps[i].Shape(), w.name, w.shape)
+		}
+	}
+	if v := a.QNorm.Weight.Float32s(); v[0] != 1 || v[5] != 1 {
+		t.Errorf("q_norm starts at %v, want ones", v)
+	}
+	b := graph.NewBuilder(graph.Float32, 1)
+	bad := &GroupedAttention{Name: "attn", QProj: a.QProj, KProj: a.KProj, VProj: a.VProj, OProj: a.OProj, Cfg: AttentionConfig{Heads: 4, KVHeads: 3, HeadDim: 6}}
+	if y := bad.Forward(b.Input("x", 2, 16), b.IntInput("pos", 2), 1); y.Err() == nil || !strings.Contains(y.Err().Error(), "attention attn") {
+		t.Errorf("3 key/value heads for 4 heads: %v", y.Err())
 	}
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages golora uses beyond Go itself: OpenBLAS for the
-# optional cgo BLAS (build tag "openblas"), and tmux for the test that drives
-# golora chat in a terminal. Safe to run again.
+# optional cgo BLAS (build tag "openblas"), Open MPI for data-parallel
+# training (build tag "mpi", scripts/setup-mpi.sh), and tmux for the test that
+# drives golora chat in a terminal. Safe to run again.
 set -euo pipefail
 need=()
 dpkg -s libopenblas-dev >/dev/null 2>&1 || need+=(libopenblas-dev)
@@ -12,3 +13,4 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
+bash "$(dirname "$0")/setup-mpi.sh"

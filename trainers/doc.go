@@ -47,6 +47,28 @@
 // CheckpointMeta. Resume followed by Train continues a run so that its
 // losses and final parameters are bit-identical to a run never stopped.
 //
+// # Data-parallel training
+//
+// SetCollective makes a Trainer one of N ranks (processes) that train the
+// same model together through a Collective engine: MPI (golora built with
+// -tags mpi, see package internal/mpi) or LocalGroup (goroutines). Config.Batch
+// stays the global batch; rank r trains on rows [r·B/N, (r+1)·B/N) of every
+// micro-batch. Each rank sums n_j·g_j over its micro-batches into one flat
+// buffer of the trainable gradients (nothing of the frozen base travels), the
+// buffer is all-reduced, and every rank divides by the global loss tokens
+// N = Σ n_j:
+//
+//	g = Σ_ranks Σ_j n_j·g_j / Σ_ranks Σ_j n_j
+//
+// which is the gradient of the mean loss over the global batch, so N ranks
+// train what one process does with the same batch (to rounding). Clipping
+// then sees the global norm and AdamW applies the same update on every
+// rank. A small control vector (ControlBytes) travels first with the
+// loss sums and a status word: a failure or a stop request on any rank
+// stops every rank at the same step. Only rank 0 writes checkpoints and
+// metrics; checkpoints hold nothing rank-specific and resume on any number
+// of ranks that divides the batch.
+//
 // # Errors
 //
 // Bad configuration, data or checkpoints give errors naming the field, file,

@@ -23,6 +23,11 @@ type StepInfo struct {
 	TokensPerSec float64 `json:"tokens_per_sec"`
 	// ElapsedSec is the time since this Train call started.
 	ElapsedSec float64 `json:"elapsed_sec"`
+	// Ranks is the number of processes of a data-parallel run (0: one
+	// process) and AllReducedBytes the gradient bytes this step all-reduced
+	// (Trainer.GradientBytes); Loss, Tokens and TokensPerSec are global.
+	Ranks           int   `json:"ranks,omitempty"`
+	AllReducedBytes int64 `json:"allreduced_bytes,omitempty"`
 }
 
 // EvalResult is a validation score: the mask-weighted mean cross-entropy over
@@ -83,6 +88,11 @@ type Result struct {
 	// its step; BestStep is 0 when no validation has run.
 	BestValidLoss float64
 	BestStep      int
+	// Ranks is the number of processes of a data-parallel run (0: one
+	// process) and AllReducedBytes the gradient bytes all-reduced by this
+	// call's steps.
+	Ranks           int
+	AllReducedBytes int64
 }
 
 // writeMetric writes v as one JSON line to w (nil: nothing).

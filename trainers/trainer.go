@@ -38,6 +38,8 @@ type Trainer struct {
 	bestLoss  float64
 	bestStep  int
 	batches   []batch // one per micro-batch, reused
+
+	dist *distState // data-parallel run (dist.go); nil: one process
 }
 
 // shape is a compiled batch shape.
@@ -262,6 +264,9 @@ func (t *Trainer) TrainContext(ctx context.Context, train, valid Dataset) (res R
 	if len(t.trainable) == 0 {
 		return res, errors.New("trainers: no trainable parameters (set Trainable on some before New)")
 	}
+	if err := t.syncRanks(ctx); err != nil {
+		return res, err
+	}
 	smp := newSampler(train.Len(), t.cfg.Seed)
 	if t.pos.Len != 0 {
 		if err := smp.restore(t.pos); err != nil {
@@ -285,7 +290,7 @@ func (t *Trainer) TrainContext(ctx context.Context, train, valid Dataset) (res R
 	}()
 	lastEval, lastCkpt := -1, -1
 	for t.step < sched.Total {
-		if err := ctx.Err(); err != nil {
+		if err := t.stopCause(ctx); err != nil {
 			if t.cfg.CheckpointPath != "" && lastCkpt != t.step {
 				if err := r.checkpoint(t.cfg.CheckpointPath, false); err != nil {
 					return res, err
@@ -295,11 +300,11 @@ func (t *Trainer) TrainContext(ctx context.Context, train, valid Dataset) (res R
 		}
 		info, err := r.optimizerStep(train, sched)
 		if err != nil {
-			return res, err
+			return res, t.stepFailed(err)
 		}
 		res.Losses = append(res.Losses, info.Loss)
 		if t.step%t.cfg.LogEvery == 0 || t.step == sched.Total {
-			if err := writeMetric(t.cfg.Metrics, info); err != nil {
+			if err := writeMetric(t.metricsOut(), info); err != nil {
 				return res, err
 			}
 			r.winStart, r.winTokens = time.Now(), 0
@@ -362,24 +367,28 @@ func (r *run) optimizerStep(train Dataset, sched Schedule) (StepInfo, error) {
 		t.batches = make([]batch, cfg.Accumulate)
 	}
 	var lossTokens float64
+	lo, hi := t.shard(cfg.Batch) // this rank's rows of the global batch
 	for k := range t.batches {
 		r.exs, r.idx = r.exs[:0], r.idx[:0]
 		for i := 0; i < cfg.Batch; i++ {
 			j := r.smp.next()
+			if i < lo || i >= hi {
+				continue
+			}
 			r.exs = append(r.exs, train.Example(j))
 			r.idx = append(r.idx, j)
 		}
 		b := &t.batches[k]
-		if err := b.fill(r.exs, r.idx, "training", cfg.Batch, cfg.Context, cfg.BucketMultiple, t.vocab); err != nil {
+		if err := b.fill(r.exs, r.idx, "training", hi-lo, cfg.Context, cfg.BucketMultiple, t.vocab); err != nil {
 			return StepInfo{}, fmt.Errorf("trainers: step %d: %w", step, err)
 		}
 		lossTokens += b.weight
 	}
-	if lossTokens == 0 {
+	if lossTokens == 0 && t.dist == nil { // data-parallel: checked over every rank
 		return StepInfo{}, fmt.Errorf("trainers: step %d: the batch has no loss tokens (every target is masked)", step)
 	}
 	var loss float64
-	drop := t.dropState // committed only when the step succeeds
+	drop := t.stepDropout(step) // committed only when the step succeeds
 	for k := range t.batches {
 		b := &t.batches[k]
 		c, err := t.program(shape{b.rows, b.T}, true)
@@ -406,10 +415,7 @@ func (r *run) optimizerStep(train Dataset, sched Schedule) (StepInfo, error) {
 			return StepInfo{}, fmt.Errorf("trainers: step %d: training loss is %v: %w", step, l, ErrNonFinite)
 		}
 		// g = Σ_k (n_k/N)·g_k; one micro-batch is copied as is (w = 1).
-		w := b.weight / lossTokens
-		if cfg.Accumulate == 1 {
-			w = 1
-		}
+		w := t.microWeight(b.weight, lossTokens)
 		for i, p := range t.trainable {
 			g, ok := c.prog.Grad(p)
 			if !ok {
@@ -420,6 +426,10 @@ func (r *run) optimizerStep(train Dataset, sched Schedule) (StepInfo, error) {
 		loss += w * l
 		r.winTokens += int64(b.tokens)
 		r.res.Tokens += int64(b.tokens)
+	}
+	loss, err := r.reduceStep(step, loss, lossTokens) // data-parallel: sum over ranks, ÷ N
+	if err != nil {
+		return StepInfo{}, err
 	}
 	norm := globalNorm(t.grads)
 	if math.IsNaN(norm) || math.IsInf(norm, 0) {
@@ -450,6 +460,9 @@ func (r *run) optimizerStep(train Dataset, sched Schedule) (StepInfo, error) {
 		Tokens:     r.res.Tokens,
 		ElapsedSec: now.Sub(r.start).Seconds(),
 	}
+	if t.dist != nil {
+		info.Ranks, info.AllReducedBytes = t.dist.size, t.dist.stepBytes
+	}
 	if dt := now.Sub(r.winStart).Seconds(); dt > 0 {
 		info.TokensPerSec = float64(r.winTokens) / dt
 	}
@@ -462,7 +475,7 @@ func (r *run) optimizerStep(train Dataset, sched Schedule) (StepInfo, error) {
 // validate scores valid, reports it and keeps the best checkpoint.
 func (r *run) validate(valid Dataset) error {
 	t := r.t
-	ev, err := t.Evaluate(valid)
+	ev, err := t.evaluate(valid)
 	if err != nil {
 		return fmt.Errorf("trainers: validation after step %d: %w", t.step, err)
 	}
@@ -473,7 +486,7 @@ func (r *run) validate(valid Dataset) error {
 		info.Best = true
 	}
 	info.ElapsedSec = time.Since(r.start).Seconds()
-	if err := writeMetric(t.cfg.Metrics, info); err != nil {
+	if err := writeMetric(t.metricsOut(), info); err != nil {
 		return err
 	}
 	if f := t.cfg.Observer.OnEval; f != nil {
@@ -490,6 +503,9 @@ func (r *run) validate(valid Dataset) error {
 
 // checkpoint writes one and tells the observer.
 func (r *run) checkpoint(path string, best bool) error {
+	if !r.t.leads() { // data-parallel: rank 0 writes
+		return nil
+	}
 	if err := r.t.SaveCheckpoint(path); err != nil {
 		return err
 	}

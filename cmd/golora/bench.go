@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"text/tabwriter"
 
@@ -16,7 +17,11 @@ func runBench(c *cli, args []string) error {
 	var steps, warmup, runs int
 	var seed uint64
 	var asJSON bool
+	var threads int
+	var dist distFlags
 	f.StringVar(&configs, "configs", "tiny,small", "comma-separated configurations (tiny, small, gpt2-124M) or all")
+	f.IntVar(&threads, "threads", 0, "threads (GOMAXPROCS) per process (0: the Go default, one per CPU); under mpirun -np N\nthe training runs data-parallel on N ranks × this many threads, and latency is skipped")
+	dist.register(f)
 	f.IntVar(&steps, "steps", 0, "timed training steps per mode (0: each configuration's own)")
 	f.IntVar(&warmup, "warmup", 0, "untimed training steps first (0: each configuration's own)")
 	f.IntVar(&runs, "latency-runs", 0, "timed forward passes per latency (0: each configuration's own)")
@@ -32,7 +37,7 @@ func runBench(c *cli, args []string) error {
 	for _, v := range []struct {
 		name string
 		v    int
-	}{{"steps", steps}, {"warmup", warmup}, {"latency-runs", runs}} {
+	}{{"steps", steps}, {"warmup", warmup}, {"latency-runs", runs}, {"threads", threads}} {
 		if v.v < 0 {
 			return usagef("--%s %d: want ≥ 0", v.name, v.v)
 		}
@@ -41,8 +46,21 @@ func runBench(c *cli, args []string) error {
 	if configs == "all" {
 		names = experiments.BenchConfigNames()
 	}
-	opt := experiments.BenchOptions{Steps: steps, Warmup: warmup, LatencyRuns: runs, Seed: seed,
-		Progress: func(msg string) { fmt.Fprintln(c.stderr, "bench: "+msg) }}
+	if threads > 0 {
+		runtime.GOMAXPROCS(threads)
+	}
+	world, err := joinWorld(c, dist.timeout)
+	if err != nil {
+		return err
+	}
+	leader := world == nil || world.Rank() == 0
+	opt := experiments.BenchOptions{Steps: steps, Warmup: warmup, LatencyRuns: runs, Seed: seed}
+	if leader {
+		opt.Progress = func(msg string) { fmt.Fprintln(c.stderr, "bench: "+msg) }
+	}
+	if world != nil && world.Size() > 1 {
+		opt.Collective = world
+	}
 	for _, n := range names {
 		cfg, err := experiments.StandardBenchConfig(strings.TrimSpace(n))
 		if err != nil {
@@ -51,13 +69,16 @@ func runBench(c *cli, args []string) error {
 		opt.Configs = append(opt.Configs, cfg)
 	}
 	res, err := experiments.Bench(opt)
-	if err != nil {
-		return err
+	if err != nil || !leader {
+		return failDist(c, world, err)
 	}
 	if asJSON {
 		return writeJSON(c.stdout, res)
 	}
-	fmt.Fprintf(c.stdout, "%s %s/%s, %d CPUs, BLAS %s, %s\n", res.GoVersion, res.GOOS, res.GOARCH, res.CPUs, res.BLAS, res.Date)
+	fmt.Fprintf(c.stdout, "%s %s/%s, %d CPUs, BLAS %s, %s; %d rank(s) × %d thread(s)\n", res.GoVersion, res.GOOS, res.GOARCH, res.CPUs, res.BLAS, res.Date, res.Ranks, res.Threads)
+	if res.Ranks > 1 {
+		return printDistBench(c, res)
+	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "config\tparams\tLoRA tok/s\tfull tok/s\tLoRA heap MiB\tfull heap MiB\tbase ms\tunmerged ms\tmerged ms\t|merged−unmerged|\t")
 	for _, r := range res.Configs {
@@ -69,5 +90,21 @@ func runBench(c *cli, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "latency: one forward pass of 1 × context tokens, median; peak RSS of the process %.0f MiB\n", res.PeakRSSMiB)
+	return nil
+}
+
+// printDistBench writes the table of a data-parallel bench: global
+// training throughput and the bytes each step all-reduced.
+func printDistBench(c *cli, res *experiments.BenchResult) error {
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "config\tparams\tranks×threads\tLoRA tok/s\tfull tok/s\tLoRA ms/step\tfull ms/step\tLoRA all-reduced/step\tfull all-reduced/step\t")
+	for _, r := range res.Configs {
+		fmt.Fprintf(tw, "%s\t%s\t%d×%d\t%.0f\t%.0f\t%.0f\t%.0f\t%s\t%s\t\n", r.Name, commas(r.Params), res.Ranks, res.Threads,
+			r.LoRATokensPerSec, r.FullTokensPerSec, r.LoRAMsPerStep, r.FullMsPerStep, byteSize(r.LoRAAllReducedBytes), byteSize(r.FullAllReducedBytes))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, "tokens/s are global (all ranks); each config's batch is the global batch")
 	return nil
 }

@@ -115,6 +115,7 @@ type trainFlags struct {
 	metrics                  string
 	jsonOut, quiet           bool
 	chat                     chatOptions // --chat-template, --pack, --skip-bad-lines (chatdata.go)
+	dist                     distFlags   // data-parallel runs (dist.go)
 }
 
 // register adds the training flags; lrHelp documents --lr's default.
@@ -144,6 +145,7 @@ func (t *trainFlags) register(f *flags, lrHelp string) {
 	f.StringVar(&t.metrics, "metrics", "", "write training metrics as JSON lines to this `FILE` when training ends")
 	f.BoolVar(&t.jsonOut, "json", false, "print the result as JSON")
 	f.BoolVar(&t.quiet, "quiet", false, "no progress output")
+	t.dist.register(f)
 }
 
 // config checks the training flags and returns the trainer configuration
@@ -259,6 +261,9 @@ type trainSummary struct {
 	Seconds         float64 `json:"seconds"`
 	TokensPerSec    float64 `json:"tokens_per_sec"`
 	Checkpoint      string  `json:"checkpoint,omitempty"`
+	// Data-parallel runs (MPI): the ranks and the gradient bytes each step all-reduced.
+	Ranks                  int   `json:"ranks,omitempty"`
+	AllReducedBytesPerStep int64 `json:"allreduced_bytes_per_step,omitempty"`
 }
 
 // summarize fills a trainSummary from a training result.
@@ -273,6 +278,9 @@ func summarize(res trainers.Result, params []*graph.Param) trainSummary {
 	}
 	if s.Seconds > 0 {
 		s.TokensPerSec = float64(res.Tokens) / s.Seconds
+	}
+	if done := res.Steps - res.FirstStep; res.Ranks > 1 && done > 0 {
+		s.Ranks, s.AllReducedBytesPerStep = res.Ranks, res.AllReducedBytes/int64(done)
 	}
 	for _, p := range params {
 		s.AllParams += p.Len()
@@ -299,6 +307,9 @@ func (s trainSummary) print(w io.Writer, asJSON bool) error {
 		fmt.Fprintf(w, ", validation loss %.4f (perplexity %.2f)", s.ValidLoss, s.ValidPerplexity)
 	}
 	fmt.Fprintln(w)
+	if s.Ranks > 1 {
+		fmt.Fprintf(w, "%d ranks, %s of gradients all-reduced per step\n", s.Ranks, byteSize(s.AllReducedBytesPerStep))
+	}
 	if s.Checkpoint != "" {
 		fmt.Fprintf(w, "checkpoint %s\n", s.Checkpoint)
 	}

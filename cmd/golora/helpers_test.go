@@ -61,7 +61,14 @@ func tinyModel(d int) []string {
 		"--context", "16", "--batch", "4", "--quiet"}
 }
 
+// asGolora, set to 1 in the environment, makes the test binary run as the
+// golora command (tests start it under mpirun).
+const asGolora = "GOLORA_TEST_AS_GOLORA"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(asGolora) == "1" {
+		os.Exit(finishDist(run(os.Args[1:], os.Stdout, os.Stderr), os.Stderr))
+	}
 	code := m.Run()
 	if fix.dir != "" {
 		os.RemoveAll(fix.dir)

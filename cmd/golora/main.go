@@ -31,7 +31,7 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(finishDist(run(os.Args[1:], os.Stdout, os.Stderr), os.Stderr))
 }
 
 // command is one subcommand.
@@ -99,6 +99,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 0
 		case errors.Is(err, flag.ErrHelp):
 			return 0
+		case errors.Is(err, errOtherRank):
+			return 1 // a data-parallel rank whose error rank 0 reports
 		}
 		var ue usageError
 		if errors.As(err, &ue) {

@@ -22,6 +22,8 @@ type progress struct {
 	lastTen int
 	valid   float64 // last validation loss, 0 before any
 	drawn   bool
+	ranks   int   // data-parallel ranks (0: one process)
+	bytes   int64 // gradient bytes all-reduced per step
 }
 
 // newProgress returns a progress bar on w labelled label, or nil when quiet.
@@ -75,6 +77,9 @@ func (p *progress) step(step, total int, loss, tps float64) {
 	if tps > 0 {
 		info += fmt.Sprintf(" %.0f tok/s", tps)
 	}
+	if p.ranks > 1 {
+		info += fmt.Sprintf(" %d ranks %s/step", p.ranks, byteSize(p.bytes))
+	}
 	info += " " + clock(elapsed)
 	if step < total && elapsed >= time.Second {
 		info += " eta " + clock(eta)
@@ -100,6 +105,14 @@ func (p *progress) step(step, total int, loss, tps float64) {
 		}
 		p.lastTen = ten
 		fmt.Fprintf(p.w, "%s: %s\n", p.label, info)
+	}
+}
+
+// setDist makes the bar show the ranks of a data-parallel run and the
+// gradient bytes each step all-reduces.
+func (p *progress) setDist(ranks int, bytes int64) {
+	if p != nil {
+		p.ranks, p.bytes = ranks, bytes
 	}
 }
 

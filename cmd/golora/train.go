@@ -95,8 +95,8 @@ func runPretrain(c *cli, args []string) error {
 	if err := m.Init(graph.NewRand(t.seed)); err != nil {
 		return err
 	}
-	res, err := trainModel(c, &t, m, tc, train, valid, "pretrain")
-	if err != nil {
+	res, leader, err := trainModel(c, &t, m, tc, train, valid, "pretrain")
+	if err != nil || !leader { // data-parallel: rank 0 writes
 		return err
 	}
 	if err := makeParent(out); err != nil {
@@ -183,8 +183,8 @@ func runFinetune(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := trainModel(c, &t, m, tc, train, valid, "finetune")
-	if err != nil {
+	res, leader, err := trainModel(c, &t, m, tc, train, valid, "finetune")
+	if err != nil || !leader { // data-parallel: rank 0 writes
 		return err
 	}
 	if err := makeParent(out); err != nil {
@@ -246,45 +246,57 @@ func loraFlags(rank int, alpha, dropout float64, targets, bias, init string, rsl
 
 // trainModel trains m's trainable parameters with the options of t,
 // drawing progress on stderr. Ctrl-C stops after the current step (writing
-// the checkpoint when one is configured).
-func trainModel(c *cli, t *trainFlags, m *gpt.Model, tc trainers.Config, train, valid trainers.Dataset, label string) (trainers.Result, error) {
+// the checkpoint when one is configured). Started by an MPI launcher
+// (golora built with -tags mpi), it trains as one rank of a data-parallel
+// run: leader is false on every rank but 0, which writes nothing, and an
+// error on any rank stops the whole job.
+func trainModel(c *cli, t *trainFlags, m *gpt.Model, tc trainers.Config, train, valid trainers.Dataset, label string) (res trainers.Result, leader bool, err error) {
+	world, err := joinWorld(c, t.dist.timeout)
+	if err != nil {
+		return res, false, err
+	}
+	defer func() { err = failDist(c, world, err) }()
+	leader = world == nil || world.Rank() == 0
 	var metrics bytes.Buffer
 	if t.metrics != "" {
 		tc.Metrics = &metrics
 	}
-	bar := newProgress(c.stderr, label, t.quiet)
+	bar := newProgress(c.stderr, label, t.quiet || !leader)
 	tc.Observer = bar.observer()
 	tr, err := trainers.New(m, tc)
 	if err != nil {
-		return trainers.Result{}, err
+		return trainers.Result{}, leader, err
 	}
 	defer tr.Close()
+	if err := setCollective(tr, world, bar, label, tc.Batch); err != nil {
+		return trainers.Result{}, leader, err
+	}
 	if t.resume != "" {
 		if err := checkInputFile("resume", t.resume); err != nil {
-			return trainers.Result{}, err
+			return trainers.Result{}, leader, err
 		}
 		if err := tr.Resume(t.resume); err != nil {
-			return trainers.Result{}, fmt.Errorf("--resume %s: %w", t.resume, err)
+			return trainers.Result{}, leader, fmt.Errorf("--resume %s: %w", t.resume, err)
 		}
 		bar.message("%s: resumed at step %d from %s", label, tr.Step(), t.resume)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := tr.TrainContext(ctx, train, valid)
+	res, err = tr.TrainContext(ctx, train, valid)
 	bar.endLine()
 	if err != nil {
 		if errors.Is(err, context.Canceled) && tc.CheckpointPath != "" {
-			return res, fmt.Errorf("%w; continue with --resume %s", err, tc.CheckpointPath)
+			return res, leader, fmt.Errorf("%w; continue with --resume %s", err, tc.CheckpointPath)
 		}
-		return res, err
+		return res, leader, err
 	}
-	if t.metrics != "" {
+	if t.metrics != "" && leader {
 		if err := makeParent(t.metrics); err != nil {
-			return res, err
+			return res, leader, err
 		}
 		if err := writeFileAtomic(t.metrics, metrics.Bytes()); err != nil {
-			return res, fmt.Errorf("--metrics %s: %w", t.metrics, err)
+			return res, leader, fmt.Errorf("--metrics %s: %w", t.metrics, err)
 		}
 	}
-	return res, nil
+	return res, leader, nil
 }

@@ -16,7 +16,8 @@ import (
 // without sampling, LengthPenalty without beams) is an error rather than
 // silently ignored.
 type GenerateOptions struct {
-	// MaxNewTokens is the most tokens generated per prompt, 1 … BlockSize.
+	// MaxNewTokens is the most tokens generated per prompt, 1 … the
+	// model's context (BlockSize for GPT-2).
 	MaxNewTokens int
 
 	// Temperature selects the decoding rule when Beams is 0: 0 is greedy
@@ -45,9 +46,10 @@ type GenerateOptions struct {
 	// the LoRA paper's decoding script): a token that would complete an
 	// n-gram already generated gets probability 0. Every decoding rule.
 	NoRepeatNGram int
-	// StopTokens end a sequence when generated. nil means the end-of-text
-	// token of the model's tokenizer (Config.Tokenizer); an empty non-nil
-	// slice means none, so sequences run to MaxNewTokens.
+	// StopTokens end a sequence when generated. nil means the model's own
+	// (Decodable.StopTokens: for GPT-2 the end-of-text token of its
+	// tokenizer, Config.Tokenizer); an empty non-nil slice means none, so
+	// sequences run to MaxNewTokens.
 	StopTokens []int
 
 	// OnToken, when set, is called with each token as soon as it is
@@ -107,7 +109,7 @@ const rowsPerBatch = 16
 // a new one after changing the model's layers (see Decoder); weights updated
 // in place are seen. A Generator is not safe for concurrent use.
 type Generator struct {
-	m     *Model
+	m     Decodable
 	opts  GenerateOptions
 	beams int // rows per prompt
 	stops []int
@@ -125,16 +127,25 @@ type Generator struct {
 // NewGenerator checks opts against the model and returns a Generator.
 // Programs are compiled by the first Generate call, for the shapes it needs.
 func (m *Model) NewGenerator(opts GenerateOptions) (*Generator, error) {
-	if err := m.checkOptions(opts); err != nil {
+	return NewGeneratorFor(m, opts)
+}
+
+// NewGeneratorFor is NewGenerator for any Decodable model (GPT-2, or a
+// Llama-family model of package llama).
+func NewGeneratorFor(m Decodable, opts GenerateOptions) (*Generator, error) {
+	if m == nil {
+		return nil, errors.New("gpt: generate: nil model")
+	}
+	if err := checkOptions(m, opts); err != nil {
 		return nil, err
 	}
 	g := &Generator{m: m, opts: opts, beams: max(1, opts.Beams), stops: opts.StopTokens}
 	if g.stops == nil {
-		eot, err := m.eot()
+		stops, err := m.StopTokens()
 		if err != nil {
-			return nil, fmt.Errorf("gpt: generate: default stop token: %w", err)
+			return nil, fmt.Errorf("gpt: generate: default stop tokens: %w", err)
 		}
-		g.stops = []int{eot}
+		g.stops = stops
 	}
 	g.stops = slices.Clone(g.stops)
 	return g, nil
@@ -167,15 +178,15 @@ func (m *Model) eot() (int, error) {
 	return tok.EOT(), nil
 }
 
-func (m *Model) checkOptions(o GenerateOptions) error {
+func checkOptions(m Decodable, o GenerateOptions) error {
 	bad := func(format string, args ...interface{}) error {
 		return fmt.Errorf("gpt: generate: %s", fmt.Sprintf(format, args...))
 	}
 	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 	sampling := o.Temperature > 0
 	switch {
-	case o.MaxNewTokens < 1 || o.MaxNewTokens > m.cfg.BlockSize:
-		return bad("MaxNewTokens = %d, want 1 … BlockSize = %d", o.MaxNewTokens, m.cfg.BlockSize)
+	case o.MaxNewTokens < 1 || o.MaxNewTokens > m.ContextSize():
+		return bad("MaxNewTokens = %d, want 1 … %d (the model's context)", o.MaxNewTokens, m.ContextSize())
 	case !finite(o.Temperature) || o.Temperature < 0:
 		return bad("Temperature = %v, want 0 (greedy) or a finite value > 0", o.Temperature)
 	case o.TopK < 0:
@@ -200,8 +211,8 @@ func (m *Model) checkOptions(o GenerateOptions) error {
 		return bad("OnToken streams tokens as they are chosen, which beam search does not do (Beams = %d)", o.Beams)
 	}
 	for i, s := range o.StopTokens {
-		if s < 0 || s >= m.cfg.VocabSize {
-			return bad("StopTokens[%d] = %d outside [0, %d)", i, s, m.cfg.VocabSize)
+		if s < 0 || s >= m.VocabSize() {
+			return bad("StopTokens[%d] = %d outside [0, %d)", i, s, m.VocabSize())
 		}
 	}
 	return nil
@@ -209,7 +220,7 @@ func (m *Model) checkOptions(o GenerateOptions) error {
 
 // Generate decodes every prompt and returns its Generation, in order.
 //
-// A prompt longer than BlockSize − MaxNewTokens + 1 tokens is cropped to
+// A prompt longer than ContextSize() − MaxNewTokens + 1 tokens is cropped to
 // that many of its last tokens (Generation.Cropped counts the rest), so
 // that every new token is predicted from the whole kept prompt and all the
 // tokens generated before it. Each prompt is fed in chunks of up to 64
@@ -220,16 +231,16 @@ func (g *Generator) Generate(prompts [][]int) ([]Generation, error) {
 	if len(prompts) == 0 {
 		return nil, nil
 	}
-	cfg := g.m.cfg
-	keep := cfg.BlockSize - g.opts.MaxNewTokens + 1
+	ctx, vocab := g.m.ContextSize(), g.m.VocabSize()
+	keep := ctx - g.opts.MaxNewTokens + 1
 	longest := 0
 	for i, p := range prompts {
 		if len(p) == 0 {
 			return nil, fmt.Errorf("gpt: generate: prompt %d is empty (start it with the end-of-text token to generate from nothing)", i)
 		}
 		for t, id := range p {
-			if id < 0 || id >= cfg.VocabSize {
-				return nil, fmt.Errorf("gpt: generate: prompt %d token %d: id %d outside [0, %d)", i, t, id, cfg.VocabSize)
+			if id < 0 || id >= vocab {
+				return nil, fmt.Errorf("gpt: generate: prompt %d token %d: id %d outside [0, %d)", i, t, id, vocab)
 			}
 		}
 		longest = max(longest, min(len(p), keep))
@@ -261,14 +272,14 @@ func roundUp(n, limit int) int { return min((n+15)/16*16, limit) }
 // up to longest tokens plus MaxNewTokens − 1 generated ones, and the prefill
 // decoder room for the prompts; decoders that already fit are kept.
 func (g *Generator) prepare(rows, longest int) error {
-	bs := g.m.cfg.BlockSize
+	bs := g.m.ContextSize()
 	need := roundUp(longest+g.opts.MaxNewTokens-1, bs)
 	if g.step == nil || g.step.rows != rows || g.step.capacity < need {
 		if g.step != nil {
 			_ = g.step.Close()
 		}
 		var err error
-		if g.step, g.stepCache, err = g.m.NewDecoder(rows, 1, need); err != nil {
+		if g.step, g.stepCache, err = NewDecoderFor(g.m, rows, 1, need); err != nil {
 			g.step = nil
 			return fmt.Errorf("gpt: generate: %w", err)
 		}
@@ -279,12 +290,12 @@ func (g *Generator) prepare(rows, longest int) error {
 			_ = g.pre.Close()
 		}
 		var err error
-		if g.pre, g.preCache, err = g.m.NewDecoder(1, min(prefillChunk, pneed), pneed); err != nil {
+		if g.pre, g.preCache, err = NewDecoderFor(g.m, 1, min(prefillChunk, pneed), pneed); err != nil {
 			g.pre = nil
 			return fmt.Errorf("gpt: generate: %w", err)
 		}
 	}
-	g.row = grow(g.row, g.m.cfg.VocabSize)[:g.m.cfg.VocabSize]
+	g.row = grow(g.row, g.m.VocabSize())[:g.m.VocabSize()]
 	return nil
 }
 
@@ -379,7 +390,7 @@ func (r *genRun) loop() error {
 		if err != nil {
 			return fmt.Errorf("gpt: generate: %w", err)
 		}
-		v := g.m.cfg.VocabSize
+		v := g.m.VocabSize()
 		for _, gr := range r.groups {
 			if gr.prompt < 0 {
 				continue
@@ -463,7 +474,7 @@ func (r *genRun) start(gr *genGroup, p int) error {
 		gr.rng = rand.New(rand.NewPCG(g.opts.Seed, uint64(p)))
 	}
 	r.out[p].Cropped = cropped
-	return r.advance(gr, func(int) logitsRow { return rowOf(logits, 0, g.m.cfg.VocabSize) })
+	return r.advance(gr, func(int) logitsRow { return rowOf(logits, 0, g.m.VocabSize()) })
 }
 
 // advance takes one generation step for the group from the logits of its

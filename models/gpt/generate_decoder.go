@@ -31,7 +31,7 @@ var ErrCacheFull = errors.New("gpt: key/value cache row is full")
 //
 // A Decoder is not safe for concurrent use.
 type Decoder struct {
-	m                      *Model
+	m                      Decodable
 	rows, tokens, capacity int
 
 	prog                  *graph.Program
@@ -48,30 +48,37 @@ type Decoder struct {
 // (1 ≤ tokens ≤ capacity ≤ BlockSize), and returns it with an empty cache
 // of that shape. More caches for it come from NewCache.
 func (m *Model) NewDecoder(rows, tokens, capacity int) (*Decoder, *KVCache, error) {
+	return NewDecoderFor(m, rows, tokens, capacity)
+}
+
+// NewDecoderFor is NewDecoder for any Decodable model (GPT-2, or a
+// Llama-family model of package llama): capacity is at most
+// m.ContextSize(), and the step's graph is m.StepGraph then m.StepHead on
+// each row's last new token.
+func NewDecoderFor(m Decodable, rows, tokens, capacity int) (*Decoder, *KVCache, error) {
 	if tokens < 1 || tokens > capacity {
 		return nil, nil, fmt.Errorf("gpt: new decoder: %d tokens per row, want 1 … capacity = %d", tokens, capacity)
 	}
-	cache, err := m.NewKVCache(rows, capacity)
+	cache, err := NewKVCacheFor(m, rows, capacity)
 	if err != nil {
 		return nil, nil, fmt.Errorf("gpt: new decoder: %w", err)
 	}
 	d := &Decoder{m: m, rows: rows, tokens: tokens, capacity: capacity, bound: cache}
 	n := rows * tokens
-	b := graph.NewBuilder(m.dtype, 0)
+	b := graph.NewBuilder(m.DType(), 0)
 	d.ids = b.IntInput("ids", n)                         // [R·T] row r's token t at r·T + t
-	d.wpos = b.IntInput("positions", n)                  // [R·T] wpe rows
+	d.wpos = b.IntInput("positions", n)                  // [R·T] positions (0 for padding)
 	d.cpos = b.IntInput("cache_positions", rows, tokens) // [R, T] cache positions, −1 = padding
-	x := m.Embed(d.ids, d.wpos)                          // [R·T, d]
-	for i, blk := range m.H {
-		kn, vn := b.Param(cache.keys[i]), b.Param(cache.values[i])
-		d.kNodes, d.vNodes = append(d.kNodes, kn), append(d.vNodes, vn)
-		x = blk.cachedForward(x, kn, vn, d.cpos) // [R·T, d]
+	for i := range cache.keys {
+		d.kNodes = append(d.kNodes, b.Param(cache.keys[i]))
+		d.vNodes = append(d.vNodes, b.Param(cache.values[i]))
 	}
+	x := m.StepGraph(d.ids, d.wpos, d.cpos, d.kNodes, d.vNodes) // [R·T, d]
 	if tokens > 1 {
 		d.last = b.IntInput("last", rows) // row r's last new token
 		x = graph.Embedding(x, d.last)    // [R·T, d] → [R, d]
 	}
-	d.logits = m.Head(x) // [R, V]
+	d.logits = m.StepHead(x) // [R, V]
 	if d.prog, err = b.Compile(nil, d.logits); err != nil {
 		return nil, nil, fmt.Errorf("gpt: new decoder: %w", err)
 	}
@@ -79,17 +86,6 @@ func (m *Model) NewDecoder(rows, tokens, capacity int) (*Decoder, *KVCache, erro
 	d.idsBuf, d.wposBuf, d.cposBuf = make([]int, n), make([]int, n), make([]int, n)
 	d.lastBuf = make([]int, rows)
 	return d, cache, nil
-}
-
-// cachedForward is Block.Forward for incremental decoding: the attention
-// reads earlier positions from the caches kc, vc and appends the new ones at
-// pos (see graph.CachedSelfAttention). Dropout is left out: decoding is
-// inference. x [N, d] → [N, d].
-func (blk *Block) cachedForward(x, kc, vc, pos *graph.Node) *graph.Node {
-	qkv := blk.Attn.CAttn.Forward(blk.Ln1.Forward(x))                  // [N, 3d]
-	att := graph.CachedSelfAttention(qkv, kc, vc, pos, blk.Attn.Heads) // [N, d]
-	x = graph.Add(x, blk.Attn.CProj.Forward(att))                      // x + attn(ln_1(x))
-	return graph.Add(x, blk.MLP.Forward(blk.Ln2.Forward(x)))           // x + mlp(ln_2(x))
 }
 
 // Rows is the number of rows a call decodes.
@@ -102,7 +98,7 @@ func (d *Decoder) Tokens() int { return d.tokens }
 func (d *Decoder) Capacity() int { return d.capacity }
 
 // NewCache returns another empty cache that fits the decoder.
-func (d *Decoder) NewCache() (*KVCache, error) { return d.m.NewKVCache(d.rows, d.capacity) }
+func (d *Decoder) NewCache() (*KVCache, error) { return NewKVCacheFor(d.m, d.rows, d.capacity) }
 
 // Decode appends ids[r] (0 … Tokens() tokens) to row r of cache c for every
 // row, at positions c.Len(r), c.Len(r)+1, …, and returns the logits of the
@@ -125,7 +121,7 @@ func (d *Decoder) Decode(c *KVCache, ids [][]int) (graph.Array, *KVCache, error)
 	if len(ids) != d.rows {
 		return graph.Array{}, c, fmt.Errorf("gpt: decode: %d rows of ids, the decoder has %d", len(ids), d.rows)
 	}
-	v := d.m.cfg.VocabSize
+	v := d.m.VocabSize()
 	for r, row := range ids {
 		switch {
 		case len(row) > d.tokens:
@@ -182,8 +178,8 @@ func (d *Decoder) bind(c *KVCache) error {
 		return nil
 	case c.rows != d.rows || c.capacity != d.capacity:
 		return fmt.Errorf("gpt: decode: cache of %d rows × %d positions, the decoder needs %d × %d", c.rows, c.capacity, d.rows, d.capacity)
-	case len(c.keys) != len(d.kNodes) || c.d != d.m.cfg.NEmbd || c.dtype != d.m.dtype:
-		return fmt.Errorf("gpt: decode: cache of %d blocks of width %d in %v, the model has %d of %d in %v", len(c.keys), c.d, c.dtype, len(d.kNodes), d.m.cfg.NEmbd, d.m.dtype)
+	case len(c.keys) != len(d.kNodes) || c.d != d.bound.d || c.dtype != d.bound.dtype:
+		return fmt.Errorf("gpt: decode: cache of %d blocks of width %d in %v, the model has %d of %d in %v", len(c.keys), c.d, c.dtype, len(d.kNodes), d.bound.d, d.bound.dtype)
 	}
 	if err := d.bindParams(c); err != nil {
 		_ = d.bindParams(d.bound) // back to the cache it was bound to

@@ -586,7 +586,7 @@ func TestGenerateErrors(t *testing.T) {
 		want    string
 	}{
 		{"no MaxNewTokens", ok, GenerateOptions{}, "MaxNewTokens = 0"},
-		{"MaxNewTokens too large", ok, GenerateOptions{MaxNewTokens: 33}, "BlockSize = 32"},
+		{"MaxNewTokens too large", ok, GenerateOptions{MaxNewTokens: 33}, "want 1 … 32 (the model's context)"},
 		{"negative temperature", ok, GenerateOptions{MaxNewTokens: 2, Temperature: -1}, "Temperature = -1"},
 		{"NaN temperature", ok, GenerateOptions{MaxNewTokens: 2, Temperature: math.NaN()}, "Temperature = NaN"},
 		{"TopK without sampling", ok, GenerateOptions{MaxNewTokens: 2, TopK: 5}, "need sampling"},

@@ -15,11 +15,11 @@ import (
 // model, so one compiled Decoder can serve several caches, and a cache can
 // be reordered (beam search), truncated or copied between steps.
 //
-// Block i's keys and values are two frozen parameters [Rows·Capacity, d]
-// ("kv.h.{i}.k", "kv.h.{i}.v"; row r's position j at row r·Capacity + j),
-// which a Decoder's graph binds by pointer: nothing is copied per step. A
-// cache takes 2·NLayer·Rows·Capacity·NEmbd elements of the model's dtype
-// (Bytes).
+// Block i's keys and values are two frozen parameters [Rows·Capacity, w]
+// ("kv.{i}.k", "kv.{i}.v"; row r's position j at row r·Capacity + j; w is
+// NEmbd for GPT-2, KV heads × head width for a Llama-family model), which a
+// Decoder's graph binds by pointer: nothing is copied per step. A cache
+// takes 2·layers·Rows·Capacity·w elements of the model's dtype (Bytes).
 //
 // A KVCache is not safe for concurrent use.
 type KVCache struct {
@@ -36,17 +36,29 @@ type KVCache struct {
 // NewKVCache returns an empty cache of rows sequences of up to capacity
 // positions each (1 ≤ capacity ≤ BlockSize), in the model's dtype.
 func (m *Model) NewKVCache(rows, capacity int) (*KVCache, error) {
+	return NewKVCacheFor(m, rows, capacity)
+}
+
+// NewKVCacheFor returns an empty cache for model m (any Decodable) of rows
+// sequences of up to capacity positions each (1 ≤ capacity ≤
+// m.ContextSize()), with m.CacheShape() layers of cached rows in m's dtype.
+func NewKVCacheFor(m Decodable, rows, capacity int) (*KVCache, error) {
+	if m == nil {
+		return nil, errors.New("gpt: kv cache: nil model")
+	}
 	if rows < 1 {
 		return nil, fmt.Errorf("gpt: kv cache: %d rows, want ≥ 1", rows)
 	}
-	if capacity < 1 || capacity > m.cfg.BlockSize {
-		return nil, fmt.Errorf("gpt: kv cache: capacity %d, want 1 … BlockSize = %d", capacity, m.cfg.BlockSize)
+	if ctx := m.ContextSize(); capacity < 1 || capacity > ctx {
+		return nil, fmt.Errorf("gpt: kv cache: capacity %d, want 1 … %d (the model's context)", capacity, ctx)
 	}
-	c := &KVCache{rows: rows, capacity: capacity, d: m.cfg.NEmbd, dtype: m.dtype, lens: make([]int, rows)}
-	for i := range m.H {
-		h := "kv.h." + strconv.Itoa(i)
-		k := graph.NewParam(h+".k", m.dtype, rows*capacity, c.d)
-		v := graph.NewParam(h+".v", m.dtype, rows*capacity, c.d)
+	layers, width := m.CacheShape()
+	dt := m.DType()
+	c := &KVCache{rows: rows, capacity: capacity, d: width, dtype: dt, lens: make([]int, rows)}
+	for i := range layers {
+		h := "kv." + strconv.Itoa(i)
+		k := graph.NewParam(h+".k", dt, rows*capacity, width)
+		v := graph.NewParam(h+".v", dt, rows*capacity, width)
 		k.Trainable, v.Trainable = false, false
 		c.keys = append(c.keys, k)
 		c.values = append(c.values, v)

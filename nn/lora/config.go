@@ -86,7 +86,9 @@ type Config struct {
 	// left alone when Layers is set.
 	Layers []int
 	// LayersPattern is the path segment before the layer index
-	// ("layers_pattern"; default "h", GPT-2's).
+	// ("layers_pattern": "h" for GPT-2, "layers" for Llama-family models).
+	// Empty, PEFT's default, takes the number after any segment (the last
+	// such number in the path).
 	LayersPattern string
 	// RankPattern and AlphaPattern override R and Alpha per layer
 	// ("rank_pattern", "alpha_pattern"). A key is a regular expression that
@@ -146,9 +148,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Alpha == 0 {
 		c.Alpha = 8
-	}
-	if c.LayersPattern == "" {
-		c.LayersPattern = "h"
 	}
 	if c.Bias == "" {
 		c.Bias = BiasNone
@@ -314,9 +313,19 @@ func patternValue[V any](pattern map[string]V, path, prefix string) (V, bool) {
 }
 
 // layerIndex returns the number after the segment pattern in path
-// ("h.3.attn.c_attn" → 3), or false.
+// ("h.3.attn.c_attn" → 3), or false. An empty pattern takes the last
+// number that follows a segment and precedes another, as PEFT's default
+// (layers_pattern None) does.
 func layerIndex(path, pattern string) (int, bool) {
 	segs := strings.Split(path, ".")
+	if pattern == "" {
+		for i := len(segs) - 3; i >= 0; i-- {
+			if n, err := strconv.Atoi(segs[i+1]); err == nil && n >= 0 {
+				return n, true
+			}
+		}
+		return 0, false
+	}
 	for i := 0; i+2 < len(segs); i++ {
 		if segs[i] == pattern {
 			if n, err := strconv.Atoi(segs[i+1]); err == nil && n >= 0 {

@@ -52,6 +52,10 @@
 // adapter_model.safetensors with keys
 // base_model.model.transformer.<path>.lora_A.weight [r, in] and
 // .lora_B.weight [out, r] (golora's A and B transposed at the boundary).
+// "transformer." is GPT-2's Model.KeyPrefix; a host with a PEFTKeyPrefix
+// method sets its own (Llama-family models: "", their layer paths being
+// Hugging Face's full module paths, so keys read
+// base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight).
 // A q,v adapter is written as the equivalent rank-2r update of the whole
 // c_attn, which PEFT loads, with a "golora" config key that restores the
 // compact form here. Loading checks everything before it changes anything.

@@ -274,7 +274,7 @@ func (m *Model) configJSON(st *adapterState, layout []layerTensors) ([]byte, err
 	if c.Init != InitDefault {
 		fc.InitLoraWeights = string(c.Init)
 	}
-	if len(c.Layers) > 0 {
+	if len(c.Layers) > 0 && c.LayersPattern != "" {
 		fc.LayersPattern = &c.LayersPattern
 	}
 	if fc.RankPattern == nil {

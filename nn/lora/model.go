@@ -14,6 +14,10 @@ import (
 // "base_model.model." and a layer path in adapter files.
 const DefaultKeyPrefix = "transformer."
 
+// peftPrefixer is a host that names the path of its layers inside the
+// Hugging Face model class PEFT wraps (see Model.KeyPrefix).
+type peftPrefixer interface{ PEFTKeyPrefix() string }
+
 // DefaultAdapter is the name Inject and Load give their adapter (PEFT's).
 const DefaultAdapter = "default"
 
@@ -47,8 +51,11 @@ var (
 // they run.
 type Model struct {
 	// KeyPrefix is put between "base_model.model." and a layer path in
-	// adapter file keys (DefaultKeyPrefix unless changed), and tried in
-	// front of paths when matching names (Config.Targets).
+	// adapter file keys, and tried in front of paths when matching names
+	// (Config.Targets). NewModel sets it to what the host's PEFTKeyPrefix
+	// method returns when it has one ("" for a Llama-family model, whose
+	// layer paths are already Hugging Face's full module paths), else to
+	// DefaultKeyPrefix.
 	KeyPrefix string
 	// MergeEmbeddings lets Merge merge an adapter on an Embedding. It is
 	// off by default because GPT-2's LM head is tied to its token
@@ -97,6 +104,9 @@ func NewModel(host nn.Host) (*Model, error) {
 		base:      map[*graph.Param]*graph.Param{},
 		owner:     map[*graph.Param]string{},
 		before:    map[*graph.Param]bool{},
+	}
+	if h, ok := host.(peftPrefixer); ok {
+		m.KeyPrefix = h.PEFTKeyPrefix()
 	}
 	for _, p := range host.Params() {
 		m.before[p] = p.Trainable

@@ -99,6 +99,9 @@ func (m *Model) resolve(cfg Config) ([]*layerPlan, error) {
 	where := ""
 	if len(cfg.Layers) > 0 {
 		where = fmt.Sprintf(" in layers %v (pattern %q)", cfg.Layers, cfg.LayersPattern)
+		if cfg.LayersPattern == "" {
+			where = fmt.Sprintf(" in layers %v", cfg.Layers)
+		}
 	}
 	sel := map[string]*selection{}
 	pick := func(path, by string, parts []string) error {
