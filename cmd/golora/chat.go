@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/golora/golora/chat"
 	"github.com/golora/golora/models/gpt"
+	"github.com/golora/golora/models/llama"
 )
 
 // chatSetup is what chat mode needs of a model: its template, the tokens
@@ -61,75 +61,38 @@ func newChatSetup(base string, tok gpt.Tokenizer, templatePath string) (*chatSet
 	return s, nil
 }
 
-// genDefaults are the decoding settings of a folder's
-// generation_config.json that chat mode uses when no flag overrides them.
-type genDefaults struct {
-	doSample    bool
-	temperature float64
-	topK        int
-	topP        float64
-	eos         []int
-}
-
-// readGenDefaults reads dir's generation_config.json (transformers'
-// defaults when absent: greedy; with do_sample, temperature 1, top_k 50).
+// readGenDefaults reads dir's generation_config.json with package llama's
+// reader (the file is the same for every architecture): the decoding
+// transformers' generate would use, and the settings golora does not apply.
+// A folder without the file decodes greedily.
 func readGenDefaults(dir string) (genDefaults, error) {
-	g := genDefaults{temperature: 1, topK: 50, topP: 1}
-	path := filepath.Join(dir, "generation_config.json")
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return g, nil
+	if _, err := os.Stat(filepath.Join(dir, llama.GenerationConfigFile)); errors.Is(err, fs.ErrNotExist) {
+		return genDefaults{}, nil
 	}
+	g, err := llama.ReadGenerationConfig(dir)
 	if err != nil {
-		return g, fmt.Errorf("--base %s: %w", dir, err)
+		return genDefaults{}, fmt.Errorf("--base %s: %w", dir, err)
 	}
-	var raw struct {
-		DoSample    *bool           `json:"do_sample"`
-		Temperature *float64        `json:"temperature"`
-		TopK        *int            `json:"top_k"`
-		TopP        *float64        `json:"top_p"`
-		EOS         json.RawMessage `json:"eos_token_id"`
-	}
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return g, fmt.Errorf("--base %s: generation_config.json: %w", dir, err)
-	}
-	if raw.DoSample != nil {
-		g.doSample = *raw.DoSample
-	}
-	if raw.Temperature != nil {
-		g.temperature = *raw.Temperature
-	}
-	if raw.TopK != nil {
-		g.topK = *raw.TopK
-	}
-	if raw.TopP != nil {
-		g.topP = *raw.TopP
-	}
-	if len(raw.EOS) > 0 && string(raw.EOS) != "null" {
-		var one int
-		if json.Unmarshal(raw.EOS, &one) == nil {
-			g.eos = []int{one}
-		} else if err := json.Unmarshal(raw.EOS, &g.eos); err != nil {
-			return g, fmt.Errorf("--base %s: generation_config.json eos_token_id %s: want an id or a list of ids", dir, raw.EOS)
-		}
-	}
-	if !(g.temperature >= 0) || g.topK < 0 || !(g.topP >= 0 && g.topP <= 1) {
-		return g, fmt.Errorf("--base %s: generation_config.json: temperature %v, top_k %d, top_p %v out of range", dir, g.temperature, g.topK, g.topP)
-	}
-	return g, nil
+	o, ignored := g.Options()
+	return genDefaults{opts: o, eos: g.EOS, ignored: ignored}, nil
 }
 
-// sampling fills the sampling options that no flag set: greedy, or the
-// folder's do_sample with its temperature, top_k and top_p.
+// genDefaults are the decoding settings of a folder's generation_config.json.
+type genDefaults struct {
+	opts    gpt.GenerateOptions // sampling (or beams) as transformers would decode
+	eos     []int
+	ignored []string // settings golora does not implement
+}
+
+// sampling fills the decoding options that no flag set from the folder's
+// generation_config.json (greedy when it has none or no do_sample).
 func (s *chatSetup) sampling(o *gpt.GenerateOptions, setByFlag map[string]bool) {
 	if setByFlag["temperature"] || setByFlag["top-k"] || setByFlag["top-p"] || setByFlag["beams"] {
 		return
 	}
-	if s.gen.doSample && s.gen.temperature > 0 {
-		o.Temperature, o.TopK = s.gen.temperature, s.gen.topK
-		if s.gen.topP < 1 {
-			o.TopP = s.gen.topP
-		}
+	d := s.gen.opts
+	if d.Beams == 0 && d.Temperature > 0 {
+		o.Temperature, o.TopK, o.TopP = d.Temperature, d.TopK, d.TopP
 	}
 }
 
@@ -208,9 +171,16 @@ func (s *streamer) finish() string {
 	return s.text
 }
 
+// chatModel is what a session needs of a model: *gpt.Model and
+// *llama.Model both are.
+type chatModel interface {
+	Generate(prompts [][]int, opts gpt.GenerateOptions) ([]gpt.Generation, error)
+	ContextSize() int
+}
+
 // session is a conversation with the model.
 type session struct {
-	m       *gpt.Model
+	m       chatModel
 	setup   *chatSetup
 	system  string
 	history []chat.Message
@@ -234,7 +204,7 @@ func (s *session) prompt() ([]int, int, error) {
 		if err != nil {
 			return nil, dropped, err
 		}
-		if len(ids)+s.opts.MaxNewTokens <= s.m.Config().BlockSize || len(s.history) <= 1 {
+		if len(ids)+s.opts.MaxNewTokens <= s.m.ContextSize() || len(s.history) <= 1 {
 			return ids, dropped, nil // a last question too long for the context is cropped by Generate
 		}
 		// Drop the oldest user message and everything up to the next one.
@@ -328,6 +298,9 @@ func runChat(c *cli, args []string) error {
 	setup.sampling(&o, setByFlag)
 	if err := checkSampling(o); err != nil {
 		return err
+	}
+	for _, ig := range setup.gen.ignored {
+		fmt.Fprintf(c.stderr, "note: generation_config.json sets %s, which golora does not apply\n", ig)
 	}
 	s := &session{m: m, setup: setup, system: system, opts: o}
 	tty := isTerminal(c.stdout) && isInputTerminal(c.stdin)

@@ -7,16 +7,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/golora/golora/models/gpt"
 )
 
-// chatModel is a tiny GPT (byte tokenizer, context 128) pretrained for a
+// chatFixture is a tiny GPT (byte tokenizer, context 128) pretrained for a
 // moment on ChatML conversations, so that its greedy answers are printable
 // text; built once.
-var chatModel struct {
+var chatFixture struct {
 	once sync.Once
 	dir  string
 	err  error
@@ -24,10 +27,10 @@ var chatModel struct {
 
 func getChatModel(t *testing.T) string {
 	t.Helper()
-	chatModel.once.Do(func() {
+	chatFixture.once.Do(func() {
 		dir, err := os.MkdirTemp("", "golora-chat-test-")
 		if err != nil {
-			chatModel.err = err
+			chatFixture.err = err
 			return
 		}
 		r := rand.New(rand.NewPCG(1, 2))
@@ -38,20 +41,20 @@ func getChatModel(t *testing.T) string {
 			fmt.Fprintf(&b, "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n%s<|im_end|>\n", p[0], p[1])
 		}
 		data := filepath.Join(dir, "chatml.txt")
-		if chatModel.err = os.WriteFile(data, []byte(b.String()), 0o644); chatModel.err != nil {
+		if chatFixture.err = os.WriteFile(data, []byte(b.String()), 0o644); chatFixture.err != nil {
 			return
 		}
-		chatModel.dir = filepath.Join(dir, "model")
+		chatFixture.dir = filepath.Join(dir, "model")
 		res := golora("pretrain", "--preset", "nano", "--layers", "2", "--heads", "2", "--embd", "32", "--block-size", "128",
-			"--data", data, "--out", chatModel.dir, "--steps", "40", "--lr", "1e-2", "--context", "64", "--quiet")
+			"--data", data, "--out", chatFixture.dir, "--steps", "40", "--lr", "1e-2", "--context", "64", "--quiet")
 		if res.code != 0 {
-			chatModel.err = fmt.Errorf("pretrain: %s", res.stderr)
+			chatFixture.err = fmt.Errorf("pretrain: %s", res.stderr)
 		}
 	})
-	if chatModel.err != nil {
-		t.Fatal(chatModel.err)
+	if chatFixture.err != nil {
+		t.Fatal(chatFixture.err)
 	}
-	return chatModel.dir
+	return chatFixture.dir
 }
 
 // TestChatStreams: golora chat with piped input answers each line as
@@ -199,5 +202,48 @@ func TestChatTerminal(t *testing.T) {
 			t.Fatalf("golora chat did not exit on Ctrl-D:\n%s", screen())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestChatSamplingDefaults: generation_config.json's do_sample settings
+// are the defaults; a sampling flag overrides them all; no file or no
+// do_sample is greedy.
+func TestChatSamplingDefaults(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		file  string
+		flags map[string]bool
+		want  gpt.GenerateOptions
+	}{
+		{"", nil, gpt.GenerateOptions{}},
+		{`{"eos_token_id": [2, 7]}`, nil, gpt.GenerateOptions{}},
+		{`{"do_sample": true, "temperature": 0.7, "top_k": 20, "top_p": 0.8}`, nil, gpt.GenerateOptions{Temperature: 0.7, TopK: 20, TopP: 0.8}},
+		{`{"do_sample": true, "temperature": 0.7, "top_k": 20, "top_p": 0.8}`, map[string]bool{"temperature": true}, gpt.GenerateOptions{Temperature: 0.3}},
+	}
+	for i, c := range cases {
+		os.Remove(filepath.Join(dir, "generation_config.json"))
+		if c.file != "" {
+			os.WriteFile(filepath.Join(dir, "generation_config.json"), []byte(c.file), 0o644)
+		}
+		g, err := readGenDefaults(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &chatSetup{gen: g}
+		o := gpt.GenerateOptions{}
+		if c.flags["temperature"] {
+			o.Temperature = 0.3
+		}
+		s.sampling(&o, c.flags)
+		if o.Temperature != c.want.Temperature || o.TopK != c.want.TopK || o.TopP != c.want.TopP {
+			t.Errorf("case %d: %+v, want %+v", i, o, c.want)
+		}
+		if i == 1 && !slices.Equal(g.eos, []int{2, 7}) {
+			t.Errorf("eos %v, want [2 7]", g.eos)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "generation_config.json"), []byte(`{"temperature": -1}`), 0o644)
+	if _, err := readGenDefaults(dir); err == nil || !strings.Contains(err.Error(), "temperature") {
+		t.Errorf("a bad generation_config.json: %v", err)
 	}
 }

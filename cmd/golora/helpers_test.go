@@ -73,8 +73,8 @@ func TestMain(m *testing.M) {
 	if fix.dir != "" {
 		os.RemoveAll(fix.dir)
 	}
-	if chatModel.dir != "" {
-		os.RemoveAll(filepath.Dir(chatModel.dir)) // chat_test.go
+	if chatFixture.dir != "" {
+		os.RemoveAll(filepath.Dir(chatFixture.dir)) // chat_test.go
 	}
 	os.Exit(code)
 }
