@@ -283,3 +283,32 @@ func jsonReason(err error) string {
 	}
 	return err.Error()
 }
+
+// WriteJSONL writes conversations in FormatChat, one per line; an assistant
+// message with NoLoss gets "weight": 0. ReadJSONL reads them back.
+func WriteJSONL(w io.Writer, convs []Conversation) error {
+	type msg struct {
+		Role    string `json:"role"`
+		Content string `json:"content"`
+		Weight  *int   `json:"weight,omitempty"`
+	}
+	zero := 0
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	for _, c := range convs {
+		line := struct {
+			Messages []msg `json:"messages"`
+		}{make([]msg, len(c.Messages))}
+		for i, m := range c.Messages {
+			line.Messages[i] = msg{Role: m.Role, Content: m.Content}
+			if m.NoLoss && m.Role == RoleAssistant {
+				line.Messages[i].Weight = &zero
+			}
+		}
+		if err := enc.Encode(line); err != nil {
+			return fmt.Errorf("chat: write JSONL: %w", err)
+		}
+	}
+	return bw.Flush()
+}

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -110,5 +111,29 @@ func TestReadJSONLFormat(t *testing.T) {
 	_, err := ReadJSONL(strings.NewReader("{bad\n{bad\n"), "f.jsonl", ReadOptions{Format: FormatChat, SkipBadLines: true})
 	if err == nil || !strings.Contains(err.Error(), "no usable lines (2 skipped; first: f.jsonl line 1: invalid JSON") {
 		t.Errorf("all lines bad with SkipBadLines: got %v", err)
+	}
+}
+
+func TestWriteJSONL(t *testing.T) {
+	convs := []Conversation{
+		{Messages: []Message{{Role: RoleSystem, Content: "S <b>"}, {Role: RoleUser, Content: "Q\n\"x\""}, {Role: RoleAssistant, Content: "A", NoLoss: true}, {Role: RoleUser, Content: "Q2"}, {Role: RoleAssistant, Content: "A2 ✓"}}},
+		{Messages: []Message{{Role: RoleUser, Content: "q"}, {Role: RoleAssistant, Content: ""}}},
+	}
+	var b strings.Builder
+	if err := WriteJSONL(&b, convs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `"weight":0`) || !strings.Contains(b.String(), "<b>") {
+		t.Errorf("written: %s", b.String())
+	}
+	d, err := ReadJSONL(strings.NewReader(b.String()), "w.jsonl", ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range d.Records {
+		r.Conversation.Line = 0
+		if fmt.Sprint(r.Conversation) != fmt.Sprint(convs[i]) {
+			t.Errorf("conversation %d: read back %+v, wrote %+v", i, r.Conversation, convs[i])
+		}
 	}
 }

@@ -11,6 +11,7 @@
 //	golora merge    --base MODEL_DIR --adapter ADAPTER_DIR --out MODEL_DIR
 //	golora chat     --base MODEL_DIR [--adapter ADAPTER_DIR] [--system TEXT]
 //	golora tokenize --base MODEL_DIR (--text TEXT | --chat FILE.jsonl)
+//	golora godoc-qa --out FILE.jsonl [--text FILE]
 //	golora inspect  PATH
 //	golora analyze  --adapter DIR [--adapter DIR]
 //	golora bench    [--json]
@@ -53,6 +54,7 @@ func commands() []command {
 		{"chat", "--base MODEL_DIR [--adapter ADAPTER_DIR] [--system TEXT]", "talk with the model in the terminal, in its chat template, with streamed answers", runChat},
 		{"merge", "--base MODEL_DIR --adapter ADAPTER_DIR --out MODEL_DIR", "merge an adapter into its base and write a plain model folder", runMerge},
 		{"tokenize", "--base MODEL_DIR (--text TEXT | --chat FILE)", "print the token ids of a text, on one line; show what training sees of chat data", runTokenize},
+		{"godoc-qa", "--out FILE.jsonl [--text FILE]", "make a chat data set of questions and answers from the doc comments of Go's standard library", runGoDocQA},
 		{"inspect", "PATH", "list the tensors, shapes and parameter counts of a model folder, an adapter folder or a .safetensors file", runInspect},
 		{"analyze", "--adapter DIR [--adapter DIR]", "spectra and amplification of an adapter's updates; subspace similarity of two adapters", runAnalyze},
 		{"bench", "[--json]", "training throughput, inference latency and memory of the standard model shapes", runBench},
