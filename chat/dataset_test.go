@@ -70,3 +70,18 @@ func TestDataset(t *testing.T) {
 		t.Errorf("context too short: %v", err)
 	}
 }
+
+func TestNewDataCutAnswer(t *testing.T) {
+	f, _ := NewFormatter(ChatML(), bytesCoder())
+	d := NewData("made", []Conversation{{Messages: []Message{{Role: RoleUser, Content: "q"}, {Role: RoleAssistant, Content: "a"}}}})
+	set, _, err := f.Dataset(d, DatasetOptions{Context: 100, EOS: -1})
+	if err != nil || len(set.Examples) != 1 || d.Records[0].Line != 1 {
+		t.Errorf("NewData: %v, %v", set, err)
+	}
+	if got := f.CutAnswer("Hi!<|im_end|>\n<|im_start|>"); got != "Hi!" {
+		t.Errorf("CutAnswer = %q", got)
+	}
+	if got := f.CutAnswer("no end"); got != "no end" {
+		t.Errorf("CutAnswer = %q", got)
+	}
+}

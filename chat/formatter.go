@@ -197,3 +197,14 @@ func (f *Formatter) Prompt(msgs []Message) ([]int, error) {
 	ids, _, err := f.coder.EncodeOffsets(text)
 	return ids, err
 }
+
+// CutAnswer returns generated text up to the end-of-turn text (all of it
+// when the text is not there): the answer, when the end-of-turn is not a
+// single token that generation stops at.
+func (f *Formatter) CutAnswer(generated string) string {
+	if f.endText == "" {
+		return generated
+	}
+	answer, _, _ := strings.Cut(generated, f.endText)
+	return answer
+}

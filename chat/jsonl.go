@@ -312,3 +312,13 @@ func WriteJSONL(w io.Writer, convs []Conversation) error {
 	}
 	return bw.Flush()
 }
+
+// NewData wraps conversations made in code (not read from a file) as Data
+// for Formatter.Dataset; name stands for the file in messages.
+func NewData(name string, convs []Conversation) *Data {
+	d := &Data{Name: name, Format: FormatChat, Records: make([]Record, len(convs))}
+	for i, c := range convs {
+		d.Records[i] = Record{Line: i + 1, Conversation: c}
+	}
+	return d
+}

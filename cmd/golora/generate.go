@@ -109,8 +109,8 @@ func runGenerate(c *cli, args []string) error {
 	}
 	g := gens[0]
 	text := strings.ToValidUTF8(tok.Decode(g.Tokens), "\uFFFD")
-	if cs != nil && cs.stopText != "" { // the end-of-turn text, when it is not one token
-		text, _, _ = strings.Cut(text, cs.stopText)
+	if cs != nil { // the end-of-turn text, when it is not one token
+		text = cs.f.CutAnswer(text)
 	}
 	if asJSON {
 		toks := g.Tokens
