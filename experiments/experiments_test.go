@@ -250,6 +250,27 @@ func TestForwardMatchesUnmergedAndMerged(t *testing.T) {
 	if _, err := NewForward(m, 1, 9); err == nil {
 		t.Error("a context beyond BlockSize: no error")
 	}
+	// One Forward kept across Unmerge and Disable compiles itself again.
+	f, err := NewForward(m, 2, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, c := range []struct {
+		change func() error
+		want   []float64
+	}{{lm.Unmerge, unmerged}, {lm.Disable, base}, {lm.Enable, unmerged}} {
+		if err := c.change(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.Logits(ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, _, _ := MaxAbsDiff(got, c.want); d > 1e-12 {
+			t.Errorf("reused Forward differs by %g after a change of the adapter state", d)
+		}
+	}
 }
 
 func TestStandardBenchConfig(t *testing.T) {

@@ -15,9 +15,11 @@ import (
 // ctx tokens: ids [batch·ctx] → logits [batch·ctx, V], dropout off.
 //
 // The program reads the model's LoRA state (active adapter, merged or not)
-// when it is built and the parameter values when it runs: build a new one
-// after SetActive, Merge or Unmerge.
+// when it is built and the parameter values when it runs; after SetActive,
+// Merge, Unmerge or another change of that state (which makes the program
+// stale, see graph.ErrStale) Run compiles it again.
 type Forward struct {
+	m          *gpt.Model
 	prog       *graph.Program
 	ids, out   *graph.Node
 	batch, ctx int
@@ -33,15 +35,25 @@ func NewForward(m *gpt.Model, batch, ctx int) (*Forward, error) {
 	if batch < 1 || ctx < 1 {
 		return nil, fmt.Errorf("experiments: forward: batch %d × context %d, want both ≥ 1", batch, ctx)
 	}
-	b := graph.NewBuilder(m.DType(), 0)
-	ids := b.IntInput("ids", batch*ctx)
-	logits := m.Logits(b, ids, batch, ctx) // [batch·ctx, V]
+	f := &Forward{m: m, batch: batch, ctx: ctx, vocab: m.VocabSize()}
+	if err := f.compile(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// compile builds and compiles the program of the model as it is now.
+func (f *Forward) compile() error {
+	b := graph.NewBuilder(f.m.DType(), 0)
+	ids := b.IntInput("ids", f.batch*f.ctx)
+	logits := f.m.Logits(b, ids, f.batch, f.ctx) // [batch·ctx, V]
 	prog, err := b.Compile(nil, logits)
 	if err != nil {
-		return nil, fmt.Errorf("experiments: forward %d × %d: %w", batch, ctx, err)
+		return fmt.Errorf("experiments: forward %d × %d: %w", f.batch, f.ctx, err)
 	}
 	prog.SetTraining(false)
-	return &Forward{prog: prog, ids: ids, out: logits, batch: batch, ctx: ctx, vocab: m.VocabSize()}, nil
+	f.prog, f.ids, f.out = prog, ids, logits
+	return nil
 }
 
 // Run computes the logits of ids (batch·ctx ids, sequence b's token t at
@@ -50,6 +62,12 @@ func NewForward(m *gpt.Model, batch, ctx int) (*Forward, error) {
 func (f *Forward) Run(ids []int) (graph.Array, error) {
 	if len(ids) != f.batch*f.ctx {
 		return graph.Array{}, fmt.Errorf("experiments: forward: %d ids, want %d × %d", len(ids), f.batch, f.ctx)
+	}
+	if f.prog.Stale() != nil { // the model's LoRA state changed: build it again
+		_ = f.prog.Close()
+		if err := f.compile(); err != nil {
+			return graph.Array{}, err
+		}
 	}
 	if err := f.prog.SetInts(f.ids, ids); err != nil {
 		return graph.Array{}, fmt.Errorf("experiments: forward: %w", err)

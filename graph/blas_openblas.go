@@ -22,7 +22,7 @@ const blasSplits = true
 //
 // It also keeps OpenBLAS on one thread (again process-wide): OpenBLAS's own
 // threads busy-wait between calls, taking a core from the Go code that runs
-// between products, and on the narrow products of LoRA and small models two
+// between products, and on the narrow low-rank products and small models two
 // of them ran 5–10× slower than one.
 func init() {
 	G.Use(netlib.Implementation{})

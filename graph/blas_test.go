@@ -96,8 +96,8 @@ func BenchmarkGemm(b *testing.B) {
 		{"gpt2-c_fc-1024x3072x768", 1024, 3072, 768, false},
 		{"gpt2-mlp_proj-1024x768x3072", 1024, 768, 3072, false},
 		{"gpt2-head-1024x50257x768T", 1024, 50257, 768, true},
-		{"gpt2-loraA-1024x8x768", 1024, 8, 768, false},
-		{"gpt2-loraB-1024x768x8", 1024, 768, 8, false},
+		{"gpt2-lowrankA-1024x8x768", 1024, 8, 768, false},
+		{"gpt2-lowrankB-1024x768x8", 1024, 768, 8, false},
 	}
 	for _, s := range shapes {
 		b.Run(s.name, func(b *testing.B) {

@@ -26,6 +26,7 @@ type Builder struct {
 	names  map[string]bool
 	rng    *rand.PCG // dropout masks
 	mode   *runMode
+	deps   map[*Generation]uint64 // state the graph was built from, at its version then
 }
 
 // runMode is shared by a builder's ops and its programs.
@@ -41,6 +42,10 @@ type Node struct {
 	ins   []*Node
 	param *Param
 	isInt bool
+	// detached: symbolic differentiation does not pass from this node to
+	// ins (Detach), so parameters reached only through it are not
+	// differentiated.
+	detached bool
 }
 
 // NewBuilder starts an empty graph of dtype dt. seed seeds the random masks of
@@ -84,6 +89,25 @@ func (b *Builder) fail(err error) *Node {
 		b.err = err
 	}
 	return &Node{b: b, err: b.err}
+}
+
+// Dot returns the graph built so far in Graphviz's DOT language, as
+// Gorgonia writes it: every node with its op, type and shape, edges from
+// inputs to the ops that read them, and the gradient nodes Compile added
+// in a cluster of their own. Render it with Graphviz (dot -Tsvg).
+func (b *Builder) Dot() string { return b.g.ToDot() }
+
+// OpRuns counts, by op name, how many times the fused ops of this graph
+// have run, over every program compiled from it: a profiling and test aid
+// that shows what runs skip (the gradient ops of a frozen weight never run).
+func (b *Builder) OpRuns() map[string]int64 {
+	out := map[string]int64{}
+	for _, n := range b.g.AllNodes() {
+		if op, ok := n.Op().(*fusedOp); ok {
+			out[op.k.String()] += op.runs
+		}
+	}
+	return out
 }
 
 // Param returns the node bound to p, adding it on first use; a parameter used

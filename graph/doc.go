@@ -17,25 +17,41 @@
 // Compile differentiates the loss symbolically (Gorgonia's Grad) with respect
 // to every parameter that is Trainable at that moment. A parameter that is not
 // trainable is frozen: no gradient is computed for it and no optimizer sees
-// it. This is how LoRA freezes a base weight.
+// it. (LoRA lives in package nn/lora, which composes the ops below and freezes
+// base weights this way.)
 //
 // A Program is built once per input shape and then run any number of times:
 // SetInput, Run (forward and backward) or Forward, then Loss, Output and Grad.
 // Optimizers update Param values in place; the next run sees them.
 //
+// Layers whose structure depends on some state (which adapter is active,
+// whether it is merged) record that state's Generation with
+// Builder.DependOn while they build; once the state changes, programs built
+// before return an error wrapping ErrStale instead of running.
+//
 // # Fused ops
 //
 // Each op is one Gorgonia node with its own gradient: Linear and LinearT
 // (gemm with transpose flags, no copies), Embedding, LayerNorm, GELU (tanh
-// form), Dropout, Softmax, CausalSelfAttention, SoftmaxCrossEntropy,
-// LoRALinear, LoRALinearSliced, LoRALinearMulti and LoRAEmbedding, plus Add,
-// Mul and Sum; for Llama-family models RMSNorm, RoPE (rotary embeddings with
-// the linear and llama3 scaling rules, see RoPEConfig), SiLU and
-// GroupedQueryAttention. CachedSelfAttention and CachedGroupedQueryAttention
-// are the forward-only attentions of incremental decoding, over a key/value
-// cache held in frozen parameters. Every op has a
+// form), Dropout, Softmax, CausalSelfAttention and SoftmaxCrossEntropy,
+// plus Add, Mul and Sum; for Llama-family models RMSNorm, RoPE (rotary
+// embeddings with the linear and llama3 scaling rules, see RoPEConfig), SiLU
+// and GroupedQueryAttention. CachedSelfAttention and
+// CachedGroupedQueryAttention are the forward-only attentions of incremental
+// decoding, over a key/value cache held in frozen parameters. Every op has a
 // float64 finite-difference test and a float32-against-float64 test. Each
 // node owns its output buffer and reuses it from run to run.
+//
+// # Generic primitives
+//
+// Layers that are compositions rather than fused ops are built from small
+// generic primitives, each with its own gradient built from the same
+// primitives' kernels: MatMul (with transpose flags), Transpose, Scale,
+// Sub, Div, Mean, SliceCols and AddCols (a block of columns), ScaleRows and
+// RowMask (per-row factors and 0/1 masks from an integer node), ScaleCols
+// and AddBias (per-column factors and offsets), L2Norm (norms of the rows
+// or columns) and Detach (a value through which symbolic differentiation
+// does not pass).
 //
 // # Running
 //
@@ -57,8 +73,15 @@
 // # Gradient checks
 //
 // CheckGradients compares symbolic gradients with central differences in
-// float64 and reports the worst absolute and relative error per parameter.
-// Call it from your own tests to check a layer you build from these ops.
+// float64 and reports the worst absolute and relative error per parameter;
+// dropout masks and Detach values are held at the unperturbed run's. Call it
+// from your own tests to check a layer you build from these ops.
+//
+// # Looking at a graph
+//
+// Builder.Dot returns the graph in Graphviz's DOT language as Gorgonia
+// writes it (render it with dot -Tsvg); Builder.OpRuns counts how often each
+// op ran, which shows what runs skip.
 //
 // # BLAS
 //

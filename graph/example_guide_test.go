@@ -324,9 +324,9 @@ func ExampleInitUniform() {
 	// Output: true true true true
 }
 
-// loralib initialises A with kaiming_uniform_(a = √5): bound = 1/√fanIn.
+// kaiming_uniform_ with a = √5 (nn.Linear's default): bound = 1/√fanIn.
 func ExampleInitKaimingUniform() {
-	p := graph.NewParam("lora_A", graph.Float64, 16, 4) // fan-in 16: bound 1/4
+	p := graph.NewParam("A", graph.Float64, 16, 4) // fan-in 16: bound 1/4
 	graph.InitKaimingUniform(p, graph.NewRand(1), math.Sqrt(5), 16)
 	worst := 0.0
 	for _, v := range p.Values() {
@@ -548,49 +548,6 @@ func ExampleCachedSelfAttention() {
 	whole := guideForward(full, graph.CausalSelfAttention(all, 1, 1, 0))[0]
 	fmt.Println(round4(cached), round4(whole))
 	// Output: [3 5.1932 3.4641] [3 5.1932 3.4641]
-}
-
-// LoRALinearSliced adapts some column blocks of a fused projection: here
-// only the second of two blocks.
-func ExampleLoRALinearSliced() {
-	b := graph.NewBuilder(graph.Float64, 1)
-	x := b.Constant("x", []float64{1, 2}, 1, 2)
-	w := b.Param(graph.NewParam("W", graph.Float64, 2, 4)) // zero, [in=2, out=4]: blocks of 2
-	a := b.Param(guideParam("A", []float64{1, 1}, 2, 1))   // [2, r=1]
-	bm := b.Param(guideParam("B", []float64{1, -1}, 1, 2)) // [1, width 2]
-	y := graph.LoRALinearSliced(x, x, w, nil, []graph.LoRASlice{{A: a, B: bm, Offset: 2}}, 0.5)
-	fmt.Println(guideForward(b, y)) // x·A = 3, 0.5·3·[1 −1] in columns 2 and 3
-	// Output: [[0 0 1.5 -1.5]]
-}
-
-// LoRALinearMulti serves several adapters in one batch: each row uses the
-// adapter its routing value names, or the base layer alone for −1.
-func ExampleLoRALinearMulti() {
-	b := graph.NewBuilder(graph.Float64, 1)
-	x := b.Constant("x", []float64{1, 1, 1}, 3, 1) // three rows, in = 1
-	w := b.Param(guideParam("W", []float64{10}, 1, 1))
-	adapter := func(name string, v float64) graph.LoRAAdapter {
-		a := b.Param(guideParam(name+".A", []float64{1}, 1, 1))
-		bm := b.Param(guideParam(name+".B", []float64{v}, 1, 1))
-		return graph.LoRAAdapter{Slices: []graph.LoRASlice{{A: a, B: bm}}, Scale: 1}
-	}
-	rows := b.IntConstant("rows", []int{0, 1, -1}, 3)
-	y := graph.LoRALinearMulti(x, w, nil, []graph.LoRAAdapter{adapter("a", 1), adapter("b", 2)}, rows)
-	fmt.Println(guideForward(b, y)) // 10 + 1, 10 + 2, 10
-	// Output: [[11 12 10]]
-}
-
-// LoRAEmbedding looks up A by id like the table: y = E[ids] + s·A[ids]·B.
-func ExampleLoRAEmbedding() {
-	b := graph.NewBuilder(graph.Float64, 1)
-	table := b.Param(guideParam("wte", []float64{1, 2, 3, 4, 5, 6}, 3, 2)) // [V=3, d=2]
-	a := b.Param(guideParam("A", []float64{0, 1, 2}, 3, 1))                // [V, r=1]
-	bm := b.Param(guideParam("B", []float64{1, 10}, 1, 2))                 // [r, d]
-	ids := b.IntConstant("ids", []int{0, 2}, 2)
-	ad := graph.LoRAAdapter{Slices: []graph.LoRASlice{{A: a, B: bm}}, Scale: 0.5}
-	y := graph.LoRAEmbedding(table, ids, []graph.LoRAAdapter{ad}, nil)
-	fmt.Println(guideForward(b, y)) // row 0: [1 2] + 0; row 2: [5 6] + 0.5·2·[1 10]
-	// Output: [[1 2 6 16]]
 }
 
 // BindParam points a compiled program at another frozen parameter of the

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"gorgonia.org/tensor"
 )
 
 // GradCheckOptions tunes CheckGradients. The zero value is usable.
@@ -48,7 +50,10 @@ func (r GradCheckResult) String() string {
 // central differences (f(θ+ε) − f(θ−ε)) / 2ε, one element at a time. build
 // is called once with a float64 Builder and returns the loss; every
 // parameter in params must be float64 and trainable, and is restored
-// exactly afterwards. Dropout masks are held fixed across the perturbed runs.
+// exactly afterwards. Dropout masks are held fixed across the perturbed runs,
+// and so is the value of every Detach node: symbolic differentiation treats
+// a detached value as a constant, so the check compares it with the
+// derivative of the loss with those values held at the unperturbed run's.
 //
 // It returns one result per parameter, in order; judge them with OK. Use it
 // from a go test to check a layer of your own.
@@ -72,7 +77,9 @@ func CheckGradients(build func(b *Builder) (*Node, error), params []*Param, opt 
 	if loss == nil {
 		return nil, errors.New("graph: gradient check: build returned no loss")
 	}
-	prog, err := b.Compile(loss)
+	// Detach values are outputs, so that their values after a run are kept
+	// (an executor may reuse the storage of values nothing reads later).
+	prog, err := b.Compile(loss, detachNodes(b)...)
 	if err != nil {
 		return nil, err
 	}
@@ -92,6 +99,7 @@ func CheckGradients(build func(b *Builder) (*Node, error), params []*Param, opt 
 		}
 		symbolic[i] = g.Values()
 	}
+	defer holdDetached(b, prog)()
 	eval := func() (float64, error) {
 		if err := prog.SetRNGState(rng); err != nil {
 			return 0, err
@@ -143,4 +151,57 @@ func CheckGradients(build func(b *Builder) (*Node, error), params []*Param, opt 
 		out[i] = r
 	}
 	return out, nil
+}
+
+// detachNodes lists the Detach nodes of b's graph.
+func detachNodes(b *Builder) []*Node {
+	var out []*Node
+	for _, n := range b.g.AllNodes() {
+		if op, ok := n.Op().(*fusedOp); ok {
+			if _, ok := op.k.(detachKernel); ok {
+				out = append(out, &Node{b: b, n: n, name: "Detach"})
+			}
+		}
+	}
+	return out
+}
+
+// holdDetached holds every Detach node of prog's graph at its value from
+// the last run (their kernels output that value whatever their input) and
+// returns the function that releases them. The program is planned again
+// both ways, since an executor may have made a Detach a view of its input.
+func holdDetached(b *Builder, prog *Program) func() {
+	type held struct{ op *fusedOp }
+	var hs []held
+	for _, n := range b.g.AllNodes() {
+		op, ok := n.Op().(*fusedOp)
+		if !ok {
+			continue
+		}
+		if _, ok := op.k.(detachKernel); !ok {
+			continue
+		}
+		v := prog.value(n)
+		if v.Len() == 0 {
+			continue // not part of the checked program
+		}
+		shape := tensor.Shape(v.Shape).Clone()
+		if len(v.Shape) == 0 {
+			shape = tensor.ScalarShape()
+		}
+		op.k = &heldKernel{shape: shape, f32: append([]float32(nil), v.F32...), f64: append([]float64(nil), v.F64...)}
+		hs = append(hs, held{op})
+	}
+	replan := func() { prog.fwd, prog.full, prog.last = nil, nil, nil }
+	if len(hs) > 0 {
+		replan()
+	}
+	return func() {
+		for _, h := range hs {
+			h.op.k = detachKernel{}
+		}
+		if len(hs) > 0 {
+			replan()
+		}
+	}
 }

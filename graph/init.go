@@ -16,8 +16,8 @@ func InitUniform(p *Param, rng *rand.Rand, lo, hi float64) {
 }
 
 // InitKaimingUniform fills p with U(−bound, bound), bound = √(6 / ((1+a²)·fanIn)),
-// PyTorch's kaiming_uniform_ with leaky-ReLU slope a. loralib initialises A with
-// a = √5, which gives bound = 1/√fanIn.
+// PyTorch's kaiming_uniform_ with leaky-ReLU slope a; a = √5 (nn.Linear's
+// default) gives bound = 1/√fanIn.
 func InitKaimingUniform(p *Param, rng *rand.Rand, a float64, fanIn int) {
 	bound := math.Sqrt(6 / ((1 + a*a) * float64(fanIn)))
 	InitUniform(p, rng, -bound, bound)

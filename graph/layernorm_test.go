@@ -45,7 +45,7 @@ func TestLayerNormGradients(t *testing.T) {
 }
 
 // TestLayerNormPartialGradients checks each subset of gradients a program
-// may need (a frozen LayerNorm under LoRA needs only dx; a LayerNorm on a
+// may need (a frozen LayerNorm under an adapter needs only dx; a LayerNorm on a
 // fixed input needs only dγ, dβ): the backward kernel runs in every case.
 func TestLayerNormPartialGradients(t *testing.T) {
 	cases := []struct {

@@ -34,19 +34,20 @@ func linear(x, w, bias *Node, transW bool) *Node {
 	if bad != nil {
 		return bad
 	}
-	k := &mmKernel{tB: transW, bias: bias != nil, name: name}
+	k := newMM(name, false, transW)
+	k.bias = bias != nil
 	grads := func(in []*G.Node, _, dy *G.Node) ([]*G.Node, error) {
 		out := make([]*G.Node, len(in))
 		var err error
 		// dx = dy·Wᵀ (or dy·W when W is stored transposed)
-		if out[0], _, err = b.gradNode(&mmKernel{tB: !transW, name: name + ".dx"}, dy, in[1]); err != nil {
+		if out[0], _, err = b.gradNode(newMM(name+".dx", false, !transW), dy, in[1]); err != nil {
 			return nil, err
 		}
 		// dW = xᵀ·dy, or dyᵀ·x for the transposed layout
 		if transW {
-			out[1], _, err = b.gradNode(&mmKernel{tA: true, name: name + ".dW"}, dy, in[0])
+			out[1], _, err = b.gradNode(newMM(name+".dW", true, false), dy, in[0])
 		} else {
-			out[1], _, err = b.gradNode(&mmKernel{tA: true, name: name + ".dW"}, in[0], dy)
+			out[1], _, err = b.gradNode(newMM(name+".dW", true, false), in[0], dy)
 		}
 		if err != nil {
 			return nil, err
@@ -63,11 +64,19 @@ func linear(x, w, bias *Node, transW bool) *Node {
 	return b.wrap(gn, err, name, ins...)
 }
 
-// mmKernel computes op(A)·op(B) (+ bias) for 2-D A and B.
+// mmKernel computes α·op(A)·op(B) (+ bias) for 2-D A and B: the kernel of
+// MatMul, Linear, LinearT and of their gradients. alpha is 1 unless an
+// executor folds a scale into the product.
 type mmKernel struct {
 	tA, tB bool
 	bias   bool
+	alpha  float64
 	name   string
+}
+
+// newMM returns a kernel for op(A)·op(B) with α = 1.
+func newMM(name string, tA, tB bool) *mmKernel {
+	return &mmKernel{tA: tA, tB: tB, alpha: 1, name: name}
 }
 
 func (k *mmKernel) String() string { return k.name }
@@ -122,7 +131,7 @@ func mmForward[T floatT](k *mmKernel, out tval, in []tval) error {
 		}
 		beta = 1
 	}
-	gemm(k.tA, k.tB, m, n, kk, 1, a, in[0].shape[1], b, in[1].shape[1], beta, c, n)
+	gemm(k.tA, k.tB, m, n, kk, T(k.alpha), a, in[0].shape[1], b, in[1].shape[1], beta, c, n)
 	return nil
 }
 

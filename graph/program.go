@@ -139,7 +139,9 @@ func reachableTrainable(loss *Node) []*Param {
 		if n.param != nil && n.param.Trainable {
 			found[n.param] = true
 		}
-		stack = append(stack, n.ins...)
+		if !n.detached {
+			stack = append(stack, n.ins...)
+		}
 	}
 	var out []*Param
 	for _, prm := range loss.b.params {
@@ -231,8 +233,13 @@ func (p *Program) Run() error {
 // Forward executes only what the outputs and the loss need.
 func (p *Program) Forward() error { return p.exec(&p.fwd, p.fwdRoots) }
 
-// exec runs *e, planning it for roots on first use.
+// exec runs *e, planning it for roots on first use. A stale program (see
+// Generation) does not run.
 func (p *Program) exec(e **executor, roots []*G.Node) error {
+	if err := p.b.Stale(); err != nil {
+		p.last = nil
+		return fmt.Errorf("graph: run: %w", err)
+	}
 	if *e == nil {
 		x, err := newExecutor(p.b.g, roots)
 		if err != nil {

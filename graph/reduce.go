@@ -66,18 +66,26 @@ func (sumKernel) forward(out tval, in []tval) error {
 	return nil
 }
 
-// broadcastKernel fills a tensor of a fixed shape with one scalar.
-type broadcastKernel struct{ shape tensor.Shape }
+// broadcastKernel fills a tensor of a fixed shape with one scalar, divided
+// by the number of elements when mean is set (the gradient of Mean).
+type broadcastKernel struct {
+	shape tensor.Shape
+	mean  bool
+}
 
 func (k *broadcastKernel) String() string { return fmt.Sprintf("Broadcast%v", k.shape) }
 func (k *broadcastKernel) outShape([]tensor.Shape) (tensor.Shape, error) {
 	return k.shape.Clone(), nil
 }
 func (k *broadcastKernel) forward(out tval, in []tval) error {
+	n := 1.0
+	if k.mean {
+		n = float64(k.shape.TotalSize())
+	}
 	if out.f32 != nil {
-		fill(out.f32, in[0].f32[0])
+		fill(out.f32, float32(float64(in[0].f32[0])/n))
 	} else {
-		fill(out.f64, in[0].f64[0])
+		fill(out.f64, in[0].f64[0]/n)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs Jupyter (Debian packages) and a gophernotes kernel that works on Go 1.26,
-# then registers it as the "gophernotes" kernelspec. Safe to run again.
+# Installs Jupyter (Debian packages), Graphviz (the quickstart draws a graph with dot)
+# and a gophernotes kernel that works on Go 1.26, then registers it as the
+# "gophernotes" kernelspec. Safe to run again.
 #
 # The kernel runs with GOPROXY=off: gomacro turns each import cell into a scratch
 # module and "go get"s it; golora itself comes through a local replace, and every
@@ -14,7 +15,7 @@ set -euo pipefail
 
 need=()
 for p in jupyter-nbconvert python3-nbclient python3-nbconvert python3-ipykernel jupyter-client \
-         jupyter-notebook gcc libc6-dev; do
+         jupyter-notebook gcc libc6-dev graphviz; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -49,6 +50,25 @@ if [ ! -x "$kernel" ] || [ "$(cat "$kernel.golora-version" 2>/dev/null)" != "v0.
   )
   echo "v0.7.5+gomacro-20240506+jsonfix" > "$kernel.golora-version"
 fi
+
+# The kernel runs "go mod tidy" offline (GOPROXY=off) in a fresh module for each import
+# cell, so the checksum database's answers for golora's dependencies must already be in
+# the module cache: tidy a scratch module that imports the notebooks' packages once,
+# online (on a fresh machine nothing else has asked the checksum database for them).
+repo=$(cd "$(dirname "$0")/.." && pwd)
+warm=$(mktemp -d)
+(
+  cd "$warm"
+  go mod init notebook-sums >/dev/null 2>&1
+  go mod edit -require github.com/golora/golora@v0.0.0 -replace "github.com/golora/golora=$repo"
+  printf 'package main\n\nimport (\n' > main.go
+  for p in graph nn nn/lora models/gpt trainers safetensors notebooks/plots; do
+    printf '\t_ "github.com/golora/golora/%s"\n' "$p" >> main.go
+  done
+  printf ')\n\nfunc main() {}\n' >> main.go
+  GONOSUMDB=github.com/golora/golora go mod tidy >/dev/null
+)
+rm -rf "$warm"
 
 # Register the kernelspec (user-level, so no root is needed).
 spec="$(jupyter --data-dir)/kernels/gophernotes"

@@ -24,6 +24,9 @@ import (
 // passed to Step, in the parameter's dtype: a float32 parameter is updated in
 // float32 arithmetic. Changing the order of the parameters between steps
 // therefore cannot mix up their state.
+//
+// Parameters may be split into groups with their own learning rate and
+// weight decay (PyTorch's param_groups; LoRA+ is one use): see Group.
 type AdamW struct {
 	Beta1, Beta2, Eps float64
 	// WeightDecay is λ.
@@ -31,9 +34,26 @@ type AdamW struct {
 	// Decay reports whether a parameter is weight-decayed; nil means the
 	// parameters with two or more dimensions (matrices, not biases).
 	Decay func(p *graph.Param) bool
+	// Group, when set, gives each parameter's group, which replaces
+	// WeightDecay and Decay for it: η of the parameter is the group's
+	// LRScale times the step's η, λ is the group's WeightDecay. nil: every
+	// parameter in one group of LRScale 1.
+	Group func(p *graph.Param) ParamGroup
 
 	t     int
 	state map[string]*moments
+}
+
+// ParamGroup is the learning rate and weight decay of a group of
+// parameters (see AdamW.Group).
+type ParamGroup struct {
+	// Name identifies the group ("lora_B"), for reports.
+	Name string
+	// LRScale multiplies the step's learning rate, which follows the
+	// schedule: a group's learning rate is LRScale·η_t.
+	LRScale float64
+	// WeightDecay is the group's λ (0: no decay).
+	WeightDecay float64
 }
 
 // moments is the state of one parameter, in its dtype and shape.
@@ -113,14 +133,21 @@ func (o *AdamW) Step(params []*graph.Param, grads []graph.Array, lr float64) err
 			}
 			o.state[p.Name] = s
 		}
+		plr, wd := lr, 0.0 // this parameter's η and λ
+		if o.Group != nil {
+			g := o.Group(p)
+			plr, wd = lr*g.LRScale, g.WeightDecay
+		} else if decay(p) {
+			wd = o.WeightDecay
+		}
 		c := adamConsts{
 			b1: o.Beta1, b2: o.Beta2, eps: o.Eps,
-			step:     lr / bc1,
+			step:     plr / bc1,
 			sqrtBc2:  math.Sqrt(bc2),
 			decayMul: 1,
 		}
-		if o.WeightDecay != 0 && decay(p) {
-			c.decayMul = 1 - lr*o.WeightDecay
+		if wd != 0 {
+			c.decayMul = 1 - plr*wd
 		}
 		if p.DType() == graph.Float64 {
 			adamUpdate(p.Float64s(), grads[i].F64, s.m.Float64s(), s.v.Float64s(), c)

@@ -59,6 +59,24 @@ type Config struct {
 	// (false) only parameters with two or more dimensions (matrices) decay,
 	// not biases or LayerNorm gains.
 	DecayAll bool `json:"decay_all"`
+	// LoRAPlusRatio turns LoRA+ on when > 0 (Hayou et al. 2024, PEFT's
+	// loraplus_lr_ratio; default 0, off): the B factors of LoRA adapters,
+	// and every other one-dimensional trainable parameter (biases, DoRA
+	// magnitudes), train at LoRAPlusRatio·LR, the A factors and other
+	// matrices at LR, and the factors of adapters on embeddings at
+	// LoRAPlusLREmbedding; every group follows the schedule. PEFT
+	// recommends a ratio ≥ 1 (its paper: 2⁴ for many tasks). See
+	// LoRAPlusGroups.
+	LoRAPlusRatio float64 `json:"loraplus_lr_ratio,omitempty"`
+	// LoRAPlusLREmbedding is the peak learning rate of adapters on
+	// embeddings under LoRA+ (PEFT's loraplus_lr_embedding; 0 means PEFT's
+	// default, 1e-6).
+	LoRAPlusLREmbedding float64 `json:"loraplus_lr_embedding,omitempty"`
+	// LoRAPlusWeightDecay is λ of every group under LoRA+ except biases
+	// and LayerNorm parameters, which never decay (PEFT's
+	// loraplus_weight_decay, default 0): with LoRA+ on, it replaces
+	// WeightDecay and DecayAll, as in PEFT.
+	LoRAPlusWeightDecay float64 `json:"loraplus_weight_decay,omitempty"`
 	// MaxGradNorm clips the global gradient norm to this value; 0 turns
 	// clipping off (default 1).
 	MaxGradNorm float64 `json:"max_grad_norm"`
@@ -163,6 +181,12 @@ func (c Config) Validate() error {
 		return bad("Eps", c.Eps, "a finite value > 0")
 	case !finite(c.WeightDecay) || c.WeightDecay < 0:
 		return bad("WeightDecay", c.WeightDecay, "a finite value ≥ 0")
+	case !finite(c.LoRAPlusRatio) || c.LoRAPlusRatio < 0:
+		return bad("LoRAPlusRatio", c.LoRAPlusRatio, "a finite value ≥ 0 (0: LoRA+ off)")
+	case !finite(c.LoRAPlusLREmbedding) || c.LoRAPlusLREmbedding < 0:
+		return bad("LoRAPlusLREmbedding", c.LoRAPlusLREmbedding, "a finite value ≥ 0 (0: 1e-6)")
+	case !finite(c.LoRAPlusWeightDecay) || c.LoRAPlusWeightDecay < 0:
+		return bad("LoRAPlusWeightDecay", c.LoRAPlusWeightDecay, "a finite value ≥ 0")
 	case !finite(c.MaxGradNorm) || c.MaxGradNorm < 0:
 		return bad("MaxGradNorm", c.MaxGradNorm, "a finite value ≥ 0 (0: no clipping)")
 	case !(c.LabelSmoothing >= 0 && c.LabelSmoothing < 1):

@@ -32,6 +32,9 @@ func TestConfigValidate(t *testing.T) {
 		{"CheckpointEvery", func(c *Config) { c.CheckpointEvery = 5 }},
 		{"BestPath", func(c *Config) { c.CheckpointPath, c.BestPath = "a", "a" }},
 		{"LogEvery", func(c *Config) { c.LogEvery = 0 }},
+		{"LoRAPlusRatio", func(c *Config) { c.LoRAPlusRatio = -1 }},
+		{"LoRAPlusLREmbedding", func(c *Config) { c.LoRAPlusLREmbedding = math.NaN() }},
+		{"LoRAPlusWeightDecay", func(c *Config) { c.LoRAPlusWeightDecay = -0.1 }},
 		{"schedule", func(c *Config) { c.Schedule = "Linear" }},
 	}
 	for _, c := range cases {

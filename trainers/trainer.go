@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/golora/golora/graph"
@@ -61,10 +62,6 @@ func New(model LanguageModel, cfg Config) (*Trainer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	params := model.Params()
-	if len(params) == 0 {
-		return nil, errors.New("trainers: model has no parameters")
-	}
 	t := &Trainer{
 		model:      model,
 		cfg:        cfg,
@@ -76,28 +73,40 @@ func New(model LanguageModel, cfg Config) (*Trainer, error) {
 	if t.vocab < 1 {
 		return nil, fmt.Errorf("trainers: model vocabulary size %d, want ≥ 1", t.vocab)
 	}
+	if err := t.readTrainable(); err != nil {
+		return nil, err
+	}
+	t.opt = t.newOptimizer()
+	return t, nil
+}
+
+// readTrainable checks the model's parameters (non-nil, unique names, one
+// dtype) and takes the Trainable ones, with a gradient buffer each.
+func (t *Trainer) readTrainable() error {
+	params := t.model.Params()
+	if len(params) == 0 {
+		return errors.New("trainers: model has no parameters")
+	}
 	names := map[string]bool{}
+	var trainable []*graph.Param
 	for i, p := range params {
 		if p == nil {
-			return nil, fmt.Errorf("trainers: model parameter %d is nil", i)
+			return fmt.Errorf("trainers: model parameter %d is nil", i)
 		}
 		if names[p.Name] {
-			return nil, fmt.Errorf("trainers: model has two parameters named %q", p.Name)
+			return fmt.Errorf("trainers: model has two parameters named %q", p.Name)
 		}
 		names[p.Name] = true
 		if i == 0 {
 			t.dtype = p.DType()
 		} else if p.DType() != t.dtype {
-			return nil, fmt.Errorf("trainers: parameter %s is %v, %s is %v: one dtype per model", p.Name, p.DType(), params[0].Name, t.dtype)
+			return fmt.Errorf("trainers: parameter %s is %v, %s is %v: one dtype per model", p.Name, p.DType(), params[0].Name, t.dtype)
 		}
 		if p.Trainable {
-			t.trainable = append(t.trainable, p)
+			trainable = append(trainable, p)
 		}
 	}
-	t.opt = NewAdamW(cfg.Beta1, cfg.Beta2, cfg.Eps, cfg.WeightDecay)
-	if cfg.DecayAll {
-		t.opt.Decay = func(*graph.Param) bool { return true }
-	}
+	t.trainable = trainable
 	t.grads = make([]graph.Array, len(t.trainable))
 	for i, p := range t.trainable {
 		t.grads[i] = graph.Array{Shape: p.Shape()}
@@ -107,7 +116,48 @@ func New(model LanguageModel, cfg Config) (*Trainer, error) {
 			t.grads[i].F32 = make([]float32, p.Len())
 		}
 	}
-	return t, nil
+	return nil
+}
+
+func (t *Trainer) newOptimizer() *AdamW {
+	opt := NewAdamW(t.cfg.Beta1, t.cfg.Beta2, t.cfg.Eps, t.cfg.WeightDecay)
+	if t.cfg.DecayAll {
+		opt.Decay = func(*graph.Param) bool { return true }
+	}
+	if t.cfg.LoRAPlusRatio > 0 {
+		opt.Group = LoRAPlusGroups(t.model.Params(), t.cfg)
+	}
+	return opt
+}
+
+// refreshIfStale drops every cached program when one of them is stale
+// (graph.ErrStale: the model's structure changed since it was compiled,
+// such as a LoRA adapter merged, switched, disabled or added), so that the
+// next use compiles programs of the model as it is now. When the model's
+// Trainable parameters changed with it (another adapter active) the
+// trainer takes the new set, with a fresh optimizer state (moments and
+// step count; the step and data position go on).
+func (t *Trainer) refreshIfStale() error {
+	stale := false
+	for _, m := range []map[shape]*compiled{t.trainProgs, t.evalProgs} {
+		for _, c := range m {
+			stale = stale || c.prog.Stale() != nil
+		}
+	}
+	if !stale {
+		return nil
+	}
+	if err := t.Close(); err != nil {
+		return err
+	}
+	old := t.trainable
+	if err := t.readTrainable(); err != nil {
+		return err
+	}
+	if !slices.Equal(old, t.trainable) {
+		t.opt = t.newOptimizer()
+	}
+	return nil
 }
 
 // Config returns the trainer's configuration.
@@ -140,6 +190,9 @@ func (t *Trainer) Close() error {
 // first use: ids, targets and mask inputs [rows·T], the model's logits
 // [rows·T, V] and SoftmaxCrossEntropy (label smoothing only for training).
 func (t *Trainer) program(s shape, train bool) (*compiled, error) {
+	if err := t.refreshIfStale(); err != nil {
+		return nil, err
+	}
 	progs := t.evalProgs
 	if train {
 		progs = t.trainProgs

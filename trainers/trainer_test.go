@@ -55,10 +55,12 @@ func TestResumeIsExact(t *testing.T) {
 		dt     graph.DType
 		prompt bool // variable-length examples with prompts instead of text windows
 		bucket int
+		plus   float64 // LoRA+ ratio
 	}{
-		{"float64", graph.Float64, false, 0},
-		{"float32", graph.Float32, false, 0},
-		{"float64-prompts-bucketed", graph.Float64, true, 2},
+		{"float64", graph.Float64, false, 0, 0},
+		{"float32", graph.Float32, false, 0, 0},
+		{"float64-prompts-bucketed", graph.Float64, true, 2, 0},
+		{"float64-loraplus", graph.Float64, false, 0, 16},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -76,6 +78,7 @@ func TestResumeIsExact(t *testing.T) {
 			cfg.EvalEvery = 3
 			cfg.Schedule = ScheduleCosine
 			cfg.BucketMultiple = c.bucket
+			cfg.LoRAPlusRatio = c.plus
 
 			full := newTinyLM(dt, 12, 6, 2, 0.2, 1)
 			fcfg := cfg

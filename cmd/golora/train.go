@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
@@ -117,8 +118,8 @@ func runFinetune(c *cli, args []string) error {
 	var t trainFlags
 	var base, out, targets, bias, init string
 	var rank int
-	var alpha, loraDropout float64
-	var rslora, full bool
+	var alpha, loraDropout, loraplus float64
+	var rslora, dora, full bool
 	f.StringVar(&base, "base", "", "`MODEL_DIR`: base model folder")
 	f.StringVar(&out, "out", "", "`ADAPTER_DIR`: adapter folder to write (a model folder with --full)")
 	f.IntVar(&rank, "rank", 8, "LoRA rank r")
@@ -126,6 +127,8 @@ func runFinetune(c *cli, args []string) error {
 	f.StringVar(&targets, "targets", "q,v", "comma-separated layers to adapt: q, k, v (parts of attn.c_attn), c_attn, c_proj,\nc_fc, wte, or all-linear")
 	f.Float64Var(&loraDropout, "lora-dropout", 0, "dropout on the input of the low-rank path")
 	f.BoolVar(&rslora, "rslora", false, "scale by α/√r (rank-stabilised LoRA) instead of α/r")
+	f.BoolVar(&dora, "dora", false, "DoRA (weight-decomposed LoRA): also train one magnitude per output column")
+	f.Float64Var(&loraplus, "loraplus-lr-ratio", 0, "LoRA+: the B factors train at `R` × the learning rate (0: off)")
 	f.StringVar(&bias, "bias", "none", "biases that train with the adapter: none, all or lora_only")
 	f.StringVar(&init, "init", "default", "initialisation of A and B: default, gaussian or pissa")
 	f.BoolVar(&full, "full", false, "full fine-tuning: train every weight and write a model folder")
@@ -142,6 +145,14 @@ func runFinetune(c *cli, args []string) error {
 		if lc, err = loraFlags(rank, alpha, loraDropout, targets, bias, init, rslora); err != nil {
 			return err
 		}
+		lc.DoRA = dora
+	} else if dora {
+		return usagef("--dora: DoRA is an adapter; it does not apply to --full")
+	} else if loraplus != 0 {
+		return usagef("--loraplus-lr-ratio: LoRA+ sets the rates of adapters; it does not apply to --full")
+	}
+	if !(loraplus >= 0) || math.IsInf(loraplus, 0) {
+		return usagef("--loraplus-lr-ratio %v: want a finite value ≥ 0 (0: off)", loraplus)
 	}
 	if err := need("base", base); err != nil {
 		return err
@@ -168,6 +179,7 @@ func runFinetune(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	tc.LoRAPlusRatio = loraplus
 	var lm *lora.Model
 	if full {
 		for _, p := range m.Params() {

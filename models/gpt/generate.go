@@ -105,9 +105,11 @@ const prefillChunk = 64
 const rowsPerBatch = 16
 
 // Generator generates text from batches of prompts with one set of options,
-// keeping its compiled decoders and key/value caches from call to call. Build
-// a new one after changing the model's layers (see Decoder); weights updated
-// in place are seen. A Generator is not safe for concurrent use.
+// keeping its compiled decoders and key/value caches from call to call.
+// Weights updated in place are seen; when what the layers compute changes
+// (a LoRA adapter switched, merged or disabled: the decoders' programs are
+// then stale, see graph.ErrStale) the next Generate compiles new decoders.
+// A Generator is not safe for concurrent use.
 type Generator struct {
 	m     Decodable
 	opts  GenerateOptions
@@ -274,6 +276,12 @@ func roundUp(n, limit int) int { return min((n+15)/16*16, limit) }
 func (g *Generator) prepare(rows, longest int) error {
 	bs := g.m.ContextSize()
 	need := roundUp(longest+g.opts.MaxNewTokens-1, bs)
+	for _, d := range []**Decoder{&g.step, &g.pre} {
+		if *d != nil && (*d).prog.Stale() != nil { // compiled before the layers changed
+			_ = (*d).Close()
+			*d = nil
+		}
+	}
 	if g.step == nil || g.step.rows != rows || g.step.capacity < need {
 		if g.step != nil {
 			_ = g.step.Close()

@@ -27,7 +27,8 @@ var ErrCacheFull = errors.New("gpt: key/value cache row is full")
 // Weight values changed in place later (training steps, loading
 // weights) are seen by the next Decode; a change of what the layers compute
 // (SetLayer; switching, merging, unmerging or disabling a LoRA adapter,
-// which changes what a wrapper's Forward builds) needs a new Decoder.
+// which changes what a wrapper's Forward builds) needs a new Decoder: after
+// a LoRA change Decode returns an error wrapping graph.ErrStale.
 //
 // A Decoder is not safe for concurrent use.
 type Decoder struct {

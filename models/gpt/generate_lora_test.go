@@ -1,6 +1,7 @@
 package gpt
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -160,5 +161,71 @@ func TestGenerateWithLoRA(t *testing.T) {
 	}
 	if math.IsInf(beams[0].Score, 0) || math.IsNaN(beams[0].Score) {
 		t.Errorf("beam search with an adapter: score %v", beams[0].Score)
+	}
+}
+
+// TestGeneratorFollowsAdapterChanges: a Generator keeps compiled decoders
+// from call to call; after the model's adapter changes (switched, merged)
+// its next Generate compiles new ones and generates what a new Generator
+// generates, while a Decoder compiled before refuses to decode
+// (graph.ErrStale).
+func TestGeneratorFollowsAdapterChanges(t *testing.T) {
+	m := newModel(t, genConfig(), graph.Float64, 31, 0.5)
+	prompt := randomIDs(5, 5, 256)
+	lm, err := lora.Inject(m, lora.Config{R: 2, Alpha: 4, Targets: []string{"c_attn", "c_fc"}, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	randomizeAdapter(t, lm, lora.DefaultAdapter, 1)
+	if err := lm.AddAdapter("second", lora.Config{R: 3, Alpha: 9, Targets: []string{"wte", "mlp.c_proj"}, Seed: 2}); err != nil {
+		t.Fatal(err)
+	}
+	randomizeAdapter(t, lm, "second", 2)
+	opts := GenerateOptions{MaxNewTokens: 8, StopTokens: []int{}}
+	gen, err := m.NewGenerator(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gen.Close()
+	dec, cache, err := m.NewDecoder(1, 1, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	fresh := func() []int {
+		g, err := m.Generate([][]int{prompt}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g[0].Tokens
+	}
+	var outs [][]int
+	for i, change := range []func() error{
+		func() error { return nil },
+		func() error { return lm.SetActive("second") },
+		func() error { return lm.SetActive(lora.DefaultAdapter) },
+		lm.Merge,
+	} {
+		if err := change(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := gen.Generate([][]int{prompt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fresh(); !slices.Equal(got[0].Tokens, want) {
+			t.Errorf("change %d: the reused Generator generated %v, a new one %v", i, got[0].Tokens, want)
+		}
+		outs = append(outs, got[0].Tokens)
+		_, _, err = dec.Decode(cache, [][]int{{1}})
+		if (i == 0) != (err == nil) || (err != nil && !errors.Is(err, graph.ErrStale)) {
+			t.Errorf("change %d: Decoder compiled before it: err %v", i, err)
+		}
+	}
+	if slices.Equal(outs[0], outs[1]) {
+		t.Error("the two adapters generate the same tokens: the test checks nothing")
+	}
+	if !slices.Equal(outs[0], outs[3]) {
+		t.Errorf("merged generated %v, unmerged %v", outs[3], outs[0])
 	}
 }

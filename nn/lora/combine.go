@@ -64,6 +64,9 @@ func (m *Model) AddWeightedAdapter(name string, adapters []string, weights []flo
 		if len(st.extras) > 0 {
 			return fail("adapter %q trains biases or saved modules, which cannot be combined", a)
 		}
+		if st.cfg.DoRA {
+			return fail("adapter %q is a DoRA adapter, whose magnitudes do not combine linearly", a)
+		}
 		if math.IsNaN(weights[i]) || math.IsInf(weights[i], 0) {
 			return fail("weight %v of %q is not finite", weights[i], a)
 		}

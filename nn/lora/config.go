@@ -59,6 +59,14 @@ type Config struct {
 	Alpha float64
 	// RSLoRA selects the rank-stabilised scale α/√r ("use_rslora").
 	RSLoRA bool
+	// DoRA selects weight-decomposed low-rank adaptation (Liu et al. 2024,
+	// "use_dora"): each adapted layer also trains a magnitude vector m, one
+	// entry per output column, and computes y = g ⊙ (x·W + s·(x·A)·B) + b
+	// with g = m / ‖W + s·A·B‖ (column norms, held constant for
+	// backpropagation). m starts at ‖W + s·A·B‖, so g = 1 and the model is
+	// unchanged. On a fused layer adapted on some parts, m and g cover
+	// every output column of the layer (see docs/lora.md).
+	DoRA bool
 	// Dropout is the LoRA dropout probability p ∈ [0, 1) on the input of
 	// the low-rank path of Linear layers ("lora_dropout"; default 0).
 	Dropout float64

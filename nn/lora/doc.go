@@ -25,6 +25,36 @@
 //	err = m.Save("adapter", lora.DefaultAdapter) // adapter_config.json + adapter_model.safetensors
 //	err = m.Merge()                            // W ← W + s·A·B: no extra cost at inference
 //
+// # The graph a layer builds
+//
+// A wrapper adds its update to the graph from generic nodes of package
+// graph, and Gorgonia's symbolic differentiation derives every gradient;
+// no op of package graph knows about LoRA. For a Linear with input x:
+//
+//	y  = Linear(x, W, b)                                 // W, b frozen: never differentiated
+//	xd = Dropout(x, p)                                   // x itself when p = 0
+//	y  = Add(y, Scale(MatMul(MatMul(xd, A), B), s))      // whole output
+//	y  = AddCols(y, Scale(MatMul(MatMul(xd, A_j), B_j), s), o_j)  // per part of a fused layer
+//
+// An Embedding adds Scale(MatMul(Embedding(A, ids), B), s) to
+// Embedding(E, ids). With rows routed to K adapters, adapter k's update is
+// ScaleRows(update, RowMask(rows, k, −1, K)) before it is added.
+//
+// # DoRA
+//
+// Config.DoRA adds a trained magnitude m per output column (Liu et al.
+// 2024), computed as PEFT does: g = m / ‖W + s·A·B‖ (column norms, through
+// graph.Detach: a constant for backpropagation) and
+//
+//	y = g ⊙ (x·W + s·(x·A)·B) + b             [N, in] → [N, out]
+//
+// built as AddBias(ScaleCols(…, Div(m, Detach(L2Norm(W + s·A·B, 0)))), b);
+// with LoRA dropout, PEFT's x·W + b + (g − 1) ⊙ xd·W + g ⊙ s·(xd·A)·B. m
+// starts at ‖W + s·A·B‖, so g = 1. Merge gives W ← g ⊙ (W + s·A·B). On a
+// fused layer adapted on some parts, m covers every column of the layer (as
+// PEFT computes DoRA on the block-form file). dora.go is the worked example
+// of a variant written as a composition of nodes: no kernel, no gradient.
+//
 // # Models and adapters
 //
 // Inject (or NewModel then AddAdapter) resolves a Config's targets against
@@ -43,8 +73,13 @@
 //
 // Graphs read the state (active adapter, merged, disabled, routing) when
 // they are built and parameter values when they run; Trainable flags are
-// read when a graph is compiled. Build and compile again after changing
-// the state.
+// read when a graph is compiled. Every change of the state (Merge,
+// Unmerge, SetActive, Disable, Enable, adding, loading or deleting an
+// adapter, routing rows, unloading) advances the Model's graph.Generation,
+// so a program built before refuses to run with an error wrapping
+// graph.ErrStale rather than computing the old structure (a merged ΔW
+// counted twice, a switched adapter's update). The Trainer, gpt's
+// Generator and experiments.Forward compile again by themselves.
 //
 // # Files
 //
@@ -58,7 +93,8 @@
 // base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight).
 // A q,v adapter is written as the equivalent rank-2r update of the whole
 // c_attn, which PEFT loads, with a "golora" config key that restores the
-// compact form here. Loading checks everything before it changes anything.
+// compact form here. A DoRA adapter has "use_dora": true and each layer's
+// magnitude under <path>.lora_magnitude_vector [out]. Loading checks everything before it changes anything.
 // docs/formats-adapters.md describes the format; docs/lora.md the maths.
 //
 // # Errors

@@ -253,7 +253,7 @@ func ExampleModel_SetRowAdapters() {
 		log.Fatal(err)
 	}
 	y := host.forward(b.IntConstant("ids", []int{0, 1, 2, 3, 4, 5}, 6))
-	m.ClearRowAdapters()
+	defer m.ClearRowAdapters() // after which this program would be stale (graph.ErrStale)
 	prog, err := b.Compile(nil, y)
 	if err != nil {
 		log.Fatal(err)

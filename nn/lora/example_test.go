@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/golora/golora/graph"
+	"github.com/golora/golora/nn"
 	"github.com/golora/golora/nn/lora"
 	"gonum.org/v1/gonum/mat"
 )
@@ -147,4 +148,24 @@ func ExampleSpectrum() {
 	fmt.Println(s) // 2·‖a‖·‖b‖ = 2·3·5
 	// Output:
 	// [30 0]
+}
+
+// A DoRA adapter (Config.DoRA) trains a magnitude per output column beside
+// A and B; it starts equal to the column norms of W, so the model is
+// unchanged until it trains.
+func ExampleInject_dora() {
+	lin := nn.NewLinear("proj", graph.Float64, 2, 2, false)
+	_ = lin.Weight.SetValues([]float64{3, 0, 4, 1})                        // columns (3, 4) and (0, 1)
+	host := &listHost{layers: []nn.NamedLayer{{Path: "proj", Layer: lin}}} // (config_test.go)
+	m, err := lora.Inject(host, lora.Config{R: 1, DoRA: true, Targets: []string{"proj"}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ad, _ := m.Adapter("proj", lora.DefaultAdapter)
+	fmt.Println(ad.Magnitude.Name, ad.Magnitude.Values())
+	fmt.Println(m.Report())
+	// Output:
+	// proj.lora_magnitude_vector.default.weight [5 1]
+	// trainable params: 6 || all params: 10 || trainable%: 60.0000
 }

@@ -103,9 +103,15 @@ type layerTensors struct {
 	plan           *layerPlan
 	keyA, keyB     string
 	shapeA, shapeB []int
+	keyM           string // DoRA's magnitude [out], "" without DoRA
 	fileRank       int
 	fileAlpha      float64
 }
+
+// magnitudeKey ends the key of DoRA's magnitude vector. PEFT writes it
+// without a ".weight" suffix (and appends one when it loads); Load accepts
+// both spellings.
+const magnitudeKey = ".lora_magnitude_vector"
 
 // fileLayout works out the file form of each plan: PEFT's [r, in] and
 // [out, r] layouts, and for a layer adapted on k fused parts one block
@@ -131,6 +137,9 @@ func (m *Model) fileLayout(cfg Config, plans []*layerPlan) []layerTensors {
 			lt.keyA, lt.keyB = root+".lora_A.weight", root+".lora_B.weight"
 		}
 		lt.shapeA, lt.shapeB = []int{lt.fileRank, in}, []int{width, lt.fileRank}
+		if cfg.DoRA {
+			lt.keyM = root + magnitudeKey
+		}
 		out[i] = lt
 	}
 	return out
@@ -179,6 +188,9 @@ func (m *Model) Save(dir, name string) error {
 		a, b := toFile(ads[i], lt)
 		dt := ads[i].Slices[0].A.DType()
 		tensors = append(tensors, fileTensor(lt.keyA, lt.shapeA, a, dt), fileTensor(lt.keyB, lt.shapeB, b, dt))
+		if lt.keyM != "" {
+			tensors = append(tensors, fileTensor(lt.keyM, lt.shapeB[:1], ads[i].Magnitude.Values(), dt))
+		}
 	}
 	for _, p := range st.extras {
 		src := st.saved[p]
@@ -264,7 +276,7 @@ func (m *Model) configJSON(st *adapterState, layout []layerTensors) ([]byte, err
 	fc := fileConfig{
 		PeftType: "LORA", TaskType: c.TaskType,
 		R: c.R, LoraAlpha: c.Alpha, LoraDropout: c.Dropout,
-		Bias: string(c.Bias), UseRSLoRA: c.RSLoRA, InitLoraWeights: true,
+		Bias: string(c.Bias), UseRSLoRA: c.RSLoRA, UseDoRA: c.DoRA, InitLoraWeights: true,
 		RankPattern: c.RankPattern, AlphaPattern: c.AlphaPattern,
 		ModulesToSave: c.ModulesToSave, LayersToTransform: c.Layers, InferenceMode: true,
 	}
@@ -424,15 +436,22 @@ func (m *Model) LoadAdapter(dir, name string) error {
 	want := map[string][]int{}
 	for _, lt := range layout {
 		want[lt.keyA], want[lt.keyB] = lt.shapeA, lt.shapeB
+		if lt.keyM != "" {
+			want[lt.keyM] = lt.shapeB[:1]
+		}
 	}
 	for _, p := range extras {
 		want[keyRoot+m.KeyPrefix+p.Name] = p.Shape()
 	}
-	if err := checkKeys(f.Names(), want); err != nil {
+	names, stored, err := magnitudeSpellings(f.Names())
+	if err != nil {
+		return fail(fmt.Errorf("%s: %w", WeightsFile, err))
+	}
+	if err := checkKeys(names, want); err != nil {
 		return fail(fmt.Errorf("%s: %w", WeightsFile, err))
 	}
 	read := func(key string, rank int) ([]float64, error) {
-		v, shape, err := f.Float64s(key)
+		v, shape, err := f.Float64s(stored[key])
 		if err != nil {
 			return nil, err
 		}
@@ -470,6 +489,15 @@ func (m *Model) LoadAdapter(dir, name string) error {
 		if err := fromFile(ads[i], lt, a, b); err != nil {
 			return fail(err)
 		}
+		if lt.keyM != "" {
+			mv, err := read(lt.keyM, 0)
+			if err != nil {
+				return fail(err)
+			}
+			if err := ads[i].Magnitude.SetValues(mv); err != nil {
+				return fail(err)
+			}
+		}
 	}
 	extraVals := map[*graph.Param][]float64{}
 	for _, p := range extras {
@@ -480,6 +508,26 @@ func (m *Model) LoadAdapter(dir, name string) error {
 		extraVals[p] = v
 	}
 	return m.commit(name, cfg, plans, ads, nil, extras, extraVals)
+}
+
+// magnitudeSpellings maps each key of a weights file to the name it is
+// checked under: DoRA's "….lora_magnitude_vector.weight" to PEFT's
+// "….lora_magnitude_vector". stored maps every such name back to the key in
+// the file. A file with both spellings for one layer is an error.
+func magnitudeSpellings(keys []string) (names []string, stored map[string]string, err error) {
+	stored = make(map[string]string, len(keys))
+	for _, k := range keys {
+		name := k
+		if strings.HasSuffix(k, magnitudeKey+".weight") {
+			name = strings.TrimSuffix(k, ".weight")
+		}
+		if prev, dup := stored[name]; dup {
+			return nil, nil, fmt.Errorf("tensors %q and %q are the same magnitude vector", prev, k)
+		}
+		stored[name] = k
+		names = append(names, name)
+	}
+	return names, stored, nil
 }
 
 // checkKeys reports the first missing key, else the first unexpected one
@@ -617,10 +665,8 @@ func readAdapterConfig(path string) (Config, Config, map[string][]string, error)
 		return fail("no r")
 	case rc.LoraAlpha == nil:
 		return fail("no lora_alpha")
-	case rc.UseDoRA:
-		return fail("use_dora is set: DoRA adapters are not supported")
 	}
-	c := Config{R: *rc.R, Alpha: *rc.LoraAlpha, Dropout: rc.LoraDropout, RSLoRA: rc.UseRSLoRA,
+	c := Config{R: *rc.R, Alpha: *rc.LoraAlpha, Dropout: rc.LoraDropout, RSLoRA: rc.UseRSLoRA, DoRA: rc.UseDoRA,
 		RankPattern: rc.RankPattern, AlphaPattern: rc.AlphaPattern, ModulesToSave: rc.ModulesToSave, Bias: BiasNone}
 	if c.R < 1 {
 		return fail("r = %d, want ≥ 1", c.R)

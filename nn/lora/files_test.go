@@ -535,7 +535,7 @@ func corruptions() []struct {
 		{"bad targets", "plain", "target_modules", editConfig(func(c map[string]any) { c["target_modules"] = 5 })},
 		{"target matches nothing", "plain", `target "c_zz" matches no layer`, editConfig(func(c map[string]any) { c["target_modules"] = []any{"c_zz"} })},
 		{"bad bias", "plain", "bias", editConfig(func(c map[string]any) { c["bias"] = "some" })},
-		{"dora", "plain", "DoRA", editConfig(func(c map[string]any) { c["use_dora"] = true })},
+		{"dora without magnitudes", "plain", `missing tensor "base_model.model.transformer.h.0.mlp.c_fc.lora_magnitude_vector"`, editConfig(func(c map[string]any) { c["use_dora"] = true })},
 		{"init", "plain", `"olora" is not supported`, editConfig(func(c map[string]any) { c["init_lora_weights"] = "olora" })},
 		{"dropout", "plain", "dropout", editConfig(func(c map[string]any) { c["lora_dropout"] = 1.5 })},
 		{"no config", "plain", "adapter_config.json", func(t testing.TB, dir string) { _ = os.Remove(config(dir)) }},

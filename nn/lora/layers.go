@@ -21,6 +21,10 @@ type Adapter struct {
 	// output columns; a fused projection adapted on some parts has one
 	// slice per part.
 	Slices []Slice
+	// Magnitude is DoRA's magnitude vector m [out] ([d] for an embedding),
+	// named <path>.lora_magnitude_vector.<adapter>.weight, or nil for plain
+	// LoRA (see Config.DoRA).
+	Magnitude *graph.Param
 }
 
 // Slice is one low-rank update s·(x·A)·B added to the output columns
@@ -41,6 +45,9 @@ func (a *Adapter) params() []*graph.Param {
 	for _, s := range a.Slices {
 		ps = append(ps, s.A, s.B)
 	}
+	if a.Magnitude != nil {
+		ps = append(ps, a.Magnitude)
+	}
 	return ps
 }
 
@@ -48,6 +55,19 @@ func (a *Adapter) params() []*graph.Param {
 type routing struct {
 	rows  *graph.Node
 	names []string
+	masks []*graph.Node // RowMask(rows, k, −1, K) per adapter, built once
+}
+
+// mask returns the 0/1 row mask of adapter k, adding it to rows' graph on
+// first use. Its run checks every row value against [−1, K).
+func (r *routing) mask(k int) *graph.Node {
+	if r.masks == nil {
+		r.masks = make([]*graph.Node, len(r.names))
+	}
+	if r.masks[k] == nil {
+		r.masks[k] = graph.RowMask(r.rows, k, -1, len(r.names))
+	}
+	return r.masks[k]
 }
 
 // adapted is the adapter state that Linear and Embedding share. A Model
@@ -59,6 +79,8 @@ type adapted struct {
 	merged   string // adapter merged into the base weight; "" for none
 	disabled bool
 	route    *routing
+	gen      *graph.Generation // the Model's state version, recorded by every graph built
+	doraG    []float64         // a merged DoRA adapter's column factors g, for Unmerge
 }
 
 // Path is the layer's dotted path in its host ("h.0.attn.c_attn").
@@ -107,38 +129,6 @@ func (a *adapted) loraParams() []*graph.Param {
 	return ps
 }
 
-// routed builds the graph adapters of a routed forward pass: entry k is
-// adapter route.names[k] on this layer (empty when it does not adapt the
-// layer), reading x after the adapter's dropout when dropout is set. ok is
-// false when no routed adapter adapts the layer.
-func (a *adapted) routed(x *graph.Node, dropout bool) (ads []graph.LoRAAdapter, ok bool) {
-	b := x.Builder()
-	ads = make([]graph.LoRAAdapter, len(a.route.names))
-	for k, name := range a.route.names {
-		ad := a.Adapter(name)
-		if ad == nil {
-			continue
-		}
-		ok = true
-		ads[k].Scale = ad.Scale
-		if dropout {
-			if xd := graph.Dropout(x, ad.Dropout); xd != x {
-				ads[k].X = xd
-			}
-		}
-		ads[k].Slices = graphSlices(b, ad)
-	}
-	return ads, ok
-}
-
-func graphSlices(b *graph.Builder, ad *Adapter) []graph.LoRASlice {
-	out := make([]graph.LoRASlice, len(ad.Slices))
-	for i, s := range ad.Slices {
-		out[i] = graph.LoRASlice{A: b.Param(s.A), B: b.Param(s.B), Offset: s.Offset}
-	}
-	return out
-}
-
 // Linear is a LoRA wrapper around a *nn.Linear, plain or fused:
 //
 //	y = x·W + b + s·(dropout(x)·A)·B          [N, in] → [N, out]
@@ -169,31 +159,80 @@ var (
 // Forward computes the layer for x [N, in] → [N, out] with the active
 // adapter (or with the per-row adapters the Model routes), or the base
 // layer alone when adapters are disabled, merged into W, or none is active.
+// It builds the graph from generic nodes (see the package documentation):
+//
+//	y = Linear(x, W, b)                                      // W, b frozen
+//	y = Add(y, Scale(MatMul(MatMul(Dropout(x), A), B), s))   // or AddCols per part
+//
+// and a DoRA adapter scales the columns (see Config.DoRA).
 func (l *Linear) Forward(x *graph.Node) *graph.Node {
 	if x.Err() != nil {
 		return x
 	}
 	b := x.Builder()
+	b.DependOn(l.gen)
 	w := b.Param(l.Base.Weight)
 	var bias *graph.Node
 	if l.Base.Bias != nil {
 		bias = b.Param(l.Base.Bias)
 	}
 	if l.route != nil && !l.disabled {
-		if ads, ok := l.routed(x, true); ok {
-			return graph.LoRALinearMulti(x, w, bias, ads, l.route.rows)
+		y := graph.Linear(x, w, bias) // [N, out]
+		for k, name := range l.route.names {
+			if ad := l.Adapter(name); ad != nil {
+				y = ad.addLinear(y, x, w, l.route.mask(k))
+			}
 		}
-		return graph.Linear(x, w, bias)
+		return y
 	}
 	ad := l.current()
-	if ad == nil {
+	switch {
+	case ad == nil:
 		return graph.Linear(x, w, bias)
+	case ad.Magnitude != nil && ad.Dropout == 0:
+		return ad.doraLinear(x, w, bias) // g ⊙ (x·W + s·(x·A)·B) + b
 	}
-	xd := graph.Dropout(x, ad.Dropout) // x itself when p = 0
-	if len(ad.Slices) == 1 && ad.Slices[0].Part == "" {
-		return graph.LoRALinear(x, xd, w, bias, b.Param(ad.Slices[0].A), b.Param(ad.Slices[0].B), ad.Scale)
+	return ad.addLinear(graph.Linear(x, w, bias), x, w, nil)
+}
+
+// addLinear adds the adapter's contribution for input x to the base output
+// y = x·W + b [N, out], on the rows mask selects (nil: every row): its
+// updates s·(xd·A_j)·B_j with xd = Dropout(x) (x itself when p = 0), or for
+// DoRA PEFT's (g − 1) ⊙ xd·W + g ⊙ s·(xd·A)·B.
+func (ad *Adapter) addLinear(y, x, w, mask *graph.Node) *graph.Node {
+	xd := graph.Dropout(x, ad.Dropout)
+	if ad.Magnitude == nil {
+		return ad.addUpdates(y, xd, mask)
 	}
-	return graph.LoRALinearSliced(x, xd, w, bias, graphSlices(b, ad), ad.Scale)
+	u := ad.doraDelta(graph.Linear(xd, w, nil), w, func(base *graph.Node) *graph.Node { return ad.addUpdates(base, xd, nil) })
+	if mask != nil {
+		u = graph.ScaleRows(u, mask)
+	}
+	return graph.Add(y, u)
+}
+
+// addUpdates adds the adapter's updates s·(xd·A_j)·B_j to y [N, out], each
+// into its slice's columns, on the rows mask selects (nil: every row).
+func (ad *Adapter) addUpdates(y, xd, mask *graph.Node) *graph.Node {
+	b := xd.Builder()
+	for _, s := range ad.Slices {
+		xa := graph.MatMul(xd, b.Param(s.A), false, false)  // [N, r]
+		u := graph.MatMul(xa, b.Param(s.B), false, false)   // [N, w]
+		y = addUpdate(y, graph.Scale(u, ad.Scale), s, mask) // y[:, o:o+w] += s·u
+	}
+	return y
+}
+
+// addUpdate adds u [N, w] into the columns of slice s of y [N, out], on
+// the rows mask selects (nil: every row).
+func addUpdate(y, u *graph.Node, s Slice, mask *graph.Node) *graph.Node {
+	if mask != nil {
+		u = graph.ScaleRows(u, mask)
+	}
+	if s.Part == "" && s.Offset == 0 {
+		return graph.Add(y, u)
+	}
+	return graph.AddCols(y, u, s.Offset)
 }
 
 // Params returns the base weight and bias, then A and B of every slice of
@@ -217,24 +256,58 @@ type Embedding struct {
 }
 
 // Forward looks up ids (an integer node [N]) with the active adapter, or
-// the per-row adapters the Model routes, or the base table alone.
+// the per-row adapters the Model routes, or the base table alone:
+//
+//	y = Add(Embedding(E, ids), Scale(MatMul(Embedding(A, ids), B), s))
+//
+// and a DoRA adapter scales the columns by g = m / ‖E + s·A·B‖.
 func (e *Embedding) Forward(ids *graph.Node) *graph.Node {
 	if ids.Err() != nil {
 		return ids
 	}
 	b := ids.Builder()
+	b.DependOn(e.gen)
 	table := b.Param(e.Base.Weight)
+	y := graph.Embedding(table, ids) // [N, d], E frozen
 	if e.route != nil && !e.disabled {
-		if ads, ok := e.routed(ids, false); ok {
-			return graph.LoRAEmbedding(table, ids, ads, e.route.rows)
+		base := y
+		for k, name := range e.route.names {
+			if ad := e.Adapter(name); ad != nil {
+				y = ad.addEmbedding(y, base, ids, table, e.route.mask(k))
+			}
 		}
-		return graph.Embedding(table, ids)
+		return y
 	}
 	ad := e.current()
-	if ad == nil {
-		return graph.Embedding(table, ids)
+	switch {
+	case ad == nil:
+		return y
+	case ad.Magnitude != nil:
+		return graph.ScaleCols(ad.embeddingUpdates(y, ids, nil), ad.doraScale(table)) // g ⊙ (E[ids] + s·A[ids]·B)
 	}
-	return graph.LoRAEmbedding(table, ids, []graph.LoRAAdapter{{Slices: graphSlices(b, ad), Scale: ad.Scale}}, nil)
+	return ad.embeddingUpdates(y, ids, nil)
+}
+
+// addEmbedding adds the adapter's contribution to y on the rows mask
+// selects: its update s·A[ids]·B, or for DoRA g ⊙ (E[ids] + s·A[ids]·B) −
+// E[ids], with base = E[ids].
+func (ad *Adapter) addEmbedding(y, base, ids, table, mask *graph.Node) *graph.Node {
+	if ad.Magnitude == nil {
+		return ad.embeddingUpdates(y, ids, mask)
+	}
+	u := ad.doraDelta(base, table, func(base *graph.Node) *graph.Node { return ad.embeddingUpdates(base, ids, nil) })
+	return graph.Add(y, graph.ScaleRows(u, mask))
+}
+
+// embeddingUpdates adds s·A[ids]·B to y [N, d] on the rows mask selects.
+func (ad *Adapter) embeddingUpdates(y, ids, mask *graph.Node) *graph.Node {
+	b := ids.Builder()
+	for _, s := range ad.Slices {
+		xa := graph.Embedding(b.Param(s.A), ids)          // A's rows [N, r]
+		u := graph.MatMul(xa, b.Param(s.B), false, false) // [N, d]
+		y = addUpdate(y, graph.Scale(u, ad.Scale), s, mask)
+	}
+	return y
 }
 
 // Params returns the table, then A and B of every adapter in the order they

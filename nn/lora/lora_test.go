@@ -49,8 +49,18 @@ func TestInjectIsIdentity(t *testing.T) {
 			t.Run(dt.String()+"/"+c.name, func(t *testing.T) {
 				h := newTiny(dt, 2, 1)
 				want := forward(t, h, false)
-				if _, err := lora.Inject(h, c.cfg); err != nil {
+				m, err := lora.Inject(h, c.cfg)
+				if err != nil {
 					t.Fatal(err)
+				}
+				for _, path := range mustPaths(t, m, lora.DefaultAdapter) { // ΔW = s·A·B = 0 at step 0
+					dw, err := m.DeltaW(path, lora.DefaultAdapter)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if n := mat.Norm(dw, 1); n != 0 {
+						t.Errorf("%s: ΔW has norm %g at step 0", path, n)
+					}
 				}
 				for _, training := range []bool{false, true} {
 					if got := forward(t, h, training); !bitEqual(got, want) {

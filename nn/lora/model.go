@@ -43,12 +43,14 @@ var (
 //     and modules the active adapter trains (Config.Bias,
 //     Config.ModulesToSave);
 //   - only the active adapter's A and B are trainable (all routed adapters'
-//     while SetRowAdapters is in force; none while disabled).
+//     while SetRowAdapters is in force; none while disabled or merged).
 //
-// Trainable flags are read when a graph is compiled: compile again after
-// changing the active adapter. Graphs read the state (active adapter,
-// merged, disabled, routing) when they are built, and parameter values when
-// they run.
+// Trainable flags are read when a graph is compiled, the state (active
+// adapter, merged, disabled, routing) when it is built, and parameter
+// values when it runs. Every change of the state makes programs built
+// before stale: their next Run or Forward returns an error wrapping
+// graph.ErrStale instead of computing with the old state (the Trainer and
+// gpt's Generator then compile again by themselves).
 type Model struct {
 	// KeyPrefix is put between "base_model.model." and a layer path in
 	// adapter file keys, and tried in front of paths when matching names
@@ -73,6 +75,10 @@ type Model struct {
 	disabled bool
 	route    *routing
 	closed   bool
+	// gen numbers the versions of the state wrappers read when they build
+	// a graph; every change advances it, so programs built before fail
+	// with graph.ErrStale instead of computing the old structure.
+	gen *graph.Generation
 
 	// Parameters that adapters train fully (biases, modules to save): the
 	// live parameter holds the values of owner[p] ("" for the base), the
@@ -104,6 +110,7 @@ func NewModel(host nn.Host) (*Model, error) {
 		base:      map[*graph.Param]*graph.Param{},
 		owner:     map[*graph.Param]string{},
 		before:    map[*graph.Param]bool{},
+		gen:       graph.NewGeneration("lora model"),
 	}
 	if h, ok := host.(peftPrefixer); ok {
 		m.KeyPrefix = h.PEFTKeyPrefix()
@@ -256,8 +263,15 @@ func (m *Model) AddAdapter(name string, cfg Config) error {
 		if err != nil {
 			return fmt.Errorf("lora: add adapter %q: %s: %w", name, p.path, err)
 		}
+		base := res
 		if res != nil {
 			residual[p.weight()] = res
+		} else if ads[i].Magnitude != nil {
+			base = p.weight().Values()
+		}
+		in, out := p.dims()
+		if err := initMagnitude(ads[i], base, in, out); err != nil { // DoRA: m = ‖W + s·A·B‖
+			return fmt.Errorf("lora: add adapter %q: %s: %w", name, p.path, err)
 		}
 	}
 	return m.commit(name, cfg, plans, ads, residual, extras, nil)
@@ -289,7 +303,7 @@ func (m *Model) commit(name string, cfg Config, plans []*layerPlan, ads []*Adapt
 			wrappers[i] = p.w
 			continue
 		}
-		st := adapted{path: p.path, active: m.active, disabled: m.disabled, route: m.route}
+		st := adapted{path: p.path, active: m.active, disabled: m.disabled, route: m.route, gen: m.gen}
 		var w wrapper
 		if p.lin != nil {
 			w = &Linear{Base: p.lin, Parts: append([]string(nil), p.layout...), adapted: st}
@@ -335,6 +349,7 @@ func (m *Model) commit(name string, cfg Config, plans []*layerPlan, ads []*Adapt
 		m.setActive(name)
 	}
 	m.sync()
+	m.gen.Advance(fmt.Sprintf("adapter %q added", name))
 	return nil
 }
 
@@ -353,6 +368,7 @@ func (m *Model) SetActive(name string) error {
 	}
 	m.setActive(name)
 	m.sync()
+	m.gen.Advance(fmt.Sprintf("SetActive(%q)", name))
 	return nil
 }
 
@@ -405,13 +421,15 @@ func (m *Model) DeleteAdapter(name string) error {
 		m.setActive("")
 	}
 	m.sync()
+	m.gen.Advance(fmt.Sprintf("DeleteAdapter(%q)", name))
 	return nil
 }
 
 // Merge adds the active adapter's update into the frozen base weights,
 // W ← W + s·A·B (per slice, in the slice's columns; computed in float64
 // and rounded once to W's dtype), so that Forward runs the base layer alone
-// at the base layer's cost. A second Merge is an error (ErrAlreadyMerged);
+// at the base layer's cost. A DoRA adapter merges as W ← g ⊙ (W + s·A·B)
+// with g = m / ‖W + s·A·B‖ per output column (PEFT's merge). A second Merge is an error (ErrAlreadyMerged);
 // so is Merge with no active adapter, while disabled, while rows are
 // routed, or of an adapter on an embedding unless MergeEmbeddings is set.
 func (m *Model) Merge() error {
@@ -438,16 +456,23 @@ func (m *Model) Merge() error {
 	for _, w := range m.byPath {
 		s := w.state()
 		if ad := s.Adapter(m.active); ad != nil {
-			addDelta(w.weight(), ad, 1)
+			if ad.Magnitude != nil {
+				s.doraG = mergeDoRA(w.weight(), ad) // W ← g ⊙ (W + ΔW)
+			} else {
+				addDelta(w.weight(), ad, 1)
+			}
 			s.merged = m.active
 		}
 	}
 	m.merged = true
+	m.applyTrainable()
+	m.gen.Advance("Merge")
 	return nil
 }
 
-// Unmerge subtracts the merged adapter's update again, W ← W − s·A·B, which
-// restores W up to float rounding (one rounding step of W's dtype).
+// Unmerge subtracts the merged adapter's update again, W ← W − s·A·B (for
+// DoRA W ← W/g − s·A·B with the merge's g), which restores W up to float
+// rounding (one rounding step of W's dtype).
 // Unmerge when nothing is merged is an error (ErrNotMerged).
 func (m *Model) Unmerge() error {
 	if err := m.usable(); err != nil {
@@ -461,10 +486,17 @@ func (m *Model) Unmerge() error {
 		if s.merged == "" {
 			continue
 		}
-		addDelta(w.weight(), s.Adapter(s.merged), -1)
+		if ad := s.Adapter(s.merged); s.doraG != nil {
+			unmergeDoRA(w.weight(), ad, s.doraG) // W ← W'/g − ΔW
+			s.doraG = nil
+		} else {
+			addDelta(w.weight(), ad, -1)
+		}
 		s.merged = ""
 	}
 	m.merged = false
+	m.applyTrainable()
+	m.gen.Advance("Unmerge")
 	return nil
 }
 
@@ -484,6 +516,7 @@ func (m *Model) Disable() error {
 		return fmt.Errorf("lora: disable: %w (unmerge first)", ErrAlreadyMerged)
 	}
 	m.setDisabled(true)
+	m.gen.Advance("Disable")
 	return nil
 }
 
@@ -493,6 +526,7 @@ func (m *Model) Enable() error {
 		return err
 	}
 	m.setDisabled(false)
+	m.gen.Advance("Enable")
 	return nil
 }
 
@@ -540,12 +574,16 @@ func (m *Model) SetRowAdapters(rows *graph.Node, adapters []string) error {
 		}
 	}
 	m.setRoute(&routing{rows: rows, names: append([]string(nil), adapters...)})
+	m.gen.Advance("SetRowAdapters")
 	return nil
 }
 
 // ClearRowAdapters ends row routing: graphs built afterwards use the active
 // adapter on every row.
-func (m *Model) ClearRowAdapters() { m.setRoute(nil) }
+func (m *Model) ClearRowAdapters() {
+	m.setRoute(nil)
+	m.gen.Advance("ClearRowAdapters")
+}
 
 func (m *Model) setRoute(r *routing) {
 	m.route = r
@@ -620,7 +658,9 @@ func (m *Model) applyTrainable() {
 	for _, name := range on {
 		st := m.adapters[name]
 		for _, path := range st.paths {
-			nn.SetTrainable(m.byPath[path].state().Adapter(name).params(), true)
+			if !m.merged { // merged: A and B are not in the graph, only W
+				nn.SetTrainable(m.byPath[path].state().Adapter(name).params(), true)
+			}
 		}
 		if m.route == nil {
 			nn.SetTrainable(st.extras, true)
@@ -710,5 +750,6 @@ func (m *Model) unwrap() error {
 	for p, on := range m.before {
 		p.Trainable = on
 	}
+	m.gen.Advance("unloaded")
 	return nil
 }

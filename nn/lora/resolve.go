@@ -49,6 +49,9 @@ func (p *layerPlan) newAdapter(name string, cfg Config) *Adapter {
 	} else {
 		ad.Dropout = cfg.Dropout
 	}
+	if cfg.DoRA {
+		ad.Magnitude = graph.NewParam(fmt.Sprintf("%s.lora_magnitude_vector.%s.weight", p.path, name), dt, out)
+	}
 	if p.parts == nil {
 		ad.Slices = []Slice{{Width: out,
 			A: graph.NewParam(fmt.Sprintf("%s.%s.%s.weight", p.path, aName, name), dt, in, p.rank),
@@ -351,6 +354,6 @@ func (m *Model) resolveExtras(cfg Config, plans []*layerPlan) ([]*graph.Param, e
 }
 
 func isLoRAParam(name string) bool {
-	return strings.Contains(name, ".lora_A.") || strings.Contains(name, ".lora_B.") ||
+	return strings.Contains(name, ".lora_A.") || strings.Contains(name, ".lora_B.") || strings.Contains(name, ".lora_magnitude_vector.") ||
 		strings.Contains(name, ".lora_embedding_A.") || strings.Contains(name, ".lora_embedding_B.")
 }
