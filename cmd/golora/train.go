@@ -85,7 +85,7 @@ func runPretrain(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	train, valid, format, err := t.datasets(tok, tc.Context)
+	train, valid, format, err := t.datasets(tok, tc.Context, c.stderr)
 	if err != nil {
 		return err
 	}
@@ -191,7 +191,7 @@ func runFinetune(c *cli, args []string) error {
 			return fmt.Errorf("--targets %s: %w", targets, err)
 		}
 	}
-	train, valid, format, err := t.datasets(tok, tc.Context)
+	train, valid, format, err := t.datasets(tok, tc.Context, c.stderr)
 	if err != nil {
 		return err
 	}
