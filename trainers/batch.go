@@ -130,8 +130,13 @@ type batch struct {
 
 // fit cuts ex to at most ctx+1 tokens: prompt tokens from the left first
 // (keeping at least one), then tokens from the end. It returns the tokens and
-// the prompt length within them.
+// the prompt length within them. An example with a Mask keeps its first
+// ctx+1 tokens (see fitMasked).
 func fit(ex Example, ctx int) ([]int, int) {
+	if ex.Mask != nil {
+		toks, _ := fitMasked(ex, ctx)
+		return toks, 0
+	}
 	toks := ex.Tokens
 	p := min(max(ex.PromptLen, 0), len(toks))
 	if cut := len(toks) - (ctx + 1); cut > 0 {
@@ -169,6 +174,13 @@ func (b *batch) fill(exs []Example, idx []int, what string, rows, ctx, bucket, v
 	b.weight, b.tokens = 0, 0
 	for r, ex := range exs {
 		toks, p := fit(ex, ctx)
+		var mask []bool
+		if ex.Mask != nil {
+			if len(ex.Mask) != len(ex.Tokens) {
+				return fmt.Errorf("trainers: %s example %d: %d mask entries for %d tokens", what, idx[r], len(ex.Mask), len(ex.Tokens))
+			}
+			_, mask = fitMasked(ex, ctx)
+		}
 		for j, id := range toks {
 			if id < 0 || id >= vocab {
 				return fmt.Errorf("trainers: %s example %d: token %d at position %d is outside the vocabulary [0, %d)", what, idx[r], id, j, vocab)
@@ -181,6 +193,9 @@ func (b *batch) fill(exs []Example, idx []int, what string, rows, ctx, bucket, v
 		copy(b.ids[off:], toks[:len(toks)-1])
 		copy(b.targets[off:], toks[1:])
 		for j := max(p, 1); j < len(toks); j++ {
+			if mask != nil && !mask[j] {
+				continue
+			}
 			b.mask[off+j-1] = 1 // target toks[j] sits at input position j−1
 			b.weight++
 		}

@@ -14,9 +14,25 @@ import (
 // Example is one training sequence: Tokens, of which the first PromptLen are
 // a prompt that carries no loss. The model reads Tokens[:n-1] and is scored
 // on predicting Tokens[j] for every j ≥ max(PromptLen, 1).
+//
+// Mask, when not nil, replaces PromptLen: it has one entry per token and
+// the model is scored on Tokens[j] for every j ≥ 1 with Mask[j] set (the
+// assistant turns of a conversation, which need not be one block).
 type Example struct {
 	Tokens    []int
 	PromptLen int
+	Mask      []bool
+}
+
+// Target reports whether token j of ex is scored (j ≥ 1).
+func (ex Example) Target(j int) bool {
+	if j < 1 || j >= len(ex.Tokens) {
+		return false
+	}
+	if ex.Mask != nil {
+		return j < len(ex.Mask) && ex.Mask[j]
+	}
+	return j >= ex.PromptLen
 }
 
 // Dataset is a fixed, ordered list of examples that Train draws batches

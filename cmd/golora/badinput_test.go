@@ -276,6 +276,23 @@ func badInputs() []badInput {
 		{"generate", "a prompt of 5,000 characters", "generate --base base --prompt " + strings.Repeat("y", 5000) + " --max-new-tokens 4", 0, nil, nil},
 		{"generate", "a prompt of invalid UTF-8", "generate --base base --prompt $'\\xff\\xfe' --max-new-tokens 4", 0, nil, nil},
 
+		// chat data and chat.
+		{"chat", "chat: missing --base", "chat --base nope", 1, []string{"--base nope: no such file"}, nil},
+		{"chat", "chat: --max-new-tokens beyond the context", "chat --base base --max-new-tokens 100000", 2, []string{"--max-new-tokens 100000"}, nil},
+		{"chat", "chat: --temperature NaN", "chat --base base --temperature NaN", 2, []string{"--temperature NaN"}, nil},
+		{"chat", "chat: /dev/zero as --chat-template", "chat --base base --chat-template /dev/zero", 1, []string{"--chat-template /dev/zero: not a regular file"}, nil},
+		{"chat", "chat: a text file as --chat-template", "chat --base base --chat-template prose.txt", 1, []string{"prose.txt"}, nil},
+		{"chat", "finetune: /dev/zero as --chat-template", "finetune --base base --data chat.jsonl --steps 1 --context 16 --quiet --out o --chat-template /dev/zero", 1, []string{"--chat-template /dev/zero: not a regular file"}, nil},
+		{"chat", "finetune: --chat-template with plain text", ft("--chat-template prose.txt"), 2, []string{"--chat-template applies to chat and prompt-completion data"}, nil},
+		{"chat", "tokenize: /dev/zero as --chat", "tokenize --base base --chat /dev/zero", 1, []string{"--chat /dev/zero: not a regular file"}, nil},
+		{"chat", "tokenize: a named pipe as --chat", "tokenize --base base --chat fifo", 1, []string{"--chat fifo: not a regular file"}, nil},
+		{"chat", "tokenize: missing --chat file", "tokenize --base base --chat nope.jsonl", 1, []string{"--chat nope.jsonl: no such file"}, nil},
+		{"chat", "godoc-qa without --out", "godoc-qa", 2, []string{"--out is required"}, nil},
+		{"chat", "godoc-qa: --out and --text the same file", "godoc-qa --out q.jsonl --text ./q.jsonl", 2, []string{"--out and --text are the same path"}, nil},
+		{"chat", "godoc-qa: --out a folder", "godoc-qa --out somedir", 2, []string{"--out somedir: is a folder"}, nil},
+		{"chat", "godoc-qa: --max -1", "godoc-qa --out q.jsonl --max -1", 2, []string{"--max -1"}, nil},
+		{"chat", "godoc-qa: unknown package", "godoc-qa --out q.jsonl --packages nope/pkg", 1, []string{"--packages", "nope/pkg"}, nil},
+
 		// inspect and analyze.
 		{"inspect", "missing path", "inspect nope", 1, []string{"nope: no such file"}, nil},
 		{"inspect", "a text file", "inspect prose.txt", 1, []string{"prose.txt: not a safetensors file"}, nil},
@@ -320,6 +337,7 @@ func badInputFixtures(t *testing.T, f *fixture) string {
 	write("blank.txt", []byte("\n  \n"))
 	write("short.txt", []byte("hi"))
 	write("compl3.txt", []byte("a||b\nc||d\ne||f\n"))
+	write("chat.jsonl", []byte(strings.Repeat(`{"messages": [{"role": "user", "content": "What does strings.Contains do?"}, {"role": "assistant", "content": "It reports whether substr is within s."}]}`+"\n", 8)))
 	write("badcompl.txt", []byte("a||b\nno separator\n"))
 	bin := make([]byte, 3000)
 	for i := range bin {
@@ -548,7 +566,7 @@ func TestBadInputTable(t *testing.T) {
 				r = golora(args...)
 			}
 			noCrash(t, r)
-			for _, o := range []string{"o", "m", "d"} {
+			for _, o := range []string{"o", "m", "d", "q.jsonl"} {
 				os.RemoveAll(o)
 			}
 			if r.code != c.code {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/golora/golora/chat"
 	"github.com/golora/golora/experiments"
 	"github.com/golora/golora/graph"
 	"github.com/golora/golora/internal/atomicfile"
@@ -83,7 +84,7 @@ func after(err, sentinel error) string {
 
 // loadDataFlag reads the data file given to flag for a model with tokenizer
 // tok and context ctx.
-func loadDataFlag(flagName, path string, tok gpt.Tokenizer, ctx int, format string) (trainers.Dataset, string, error) {
+func loadDataFlag(flagName, path string, tok gpt.Tokenizer, ctx int, format string, co *chatOptions) (trainers.Dataset, string, error) {
 	if err := need(flagName, path); err != nil {
 		return nil, "", err
 	}
@@ -98,9 +99,15 @@ func loadDataFlag(flagName, path string, tok gpt.Tokenizer, ctx int, format stri
 		}
 	}
 	switch format {
-	case "", experiments.FormatAuto, experiments.FormatText, experiments.FormatCompletions:
+	case "", experiments.FormatAuto, experiments.FormatText, experiments.FormatCompletions, chat.FormatChat, chat.FormatPromptCompletion:
 	default:
-		return nil, "", usagef("--format %q: want auto, text or completions", format)
+		return nil, "", usagef("--format %q: want auto, chat, prompt-completion, text or completions", format)
+	}
+	if ds, f, ok, err := co.load(flagName, path, format, ctx); ok || err != nil { // chatdata.go
+		return ds, f, err
+	}
+	if err := co.unused(flagName, path); err != nil {
+		return nil, "", err
 	}
 	ds, f, err := experiments.LoadData(path, tok, ctx, format)
 	if err != nil {
@@ -146,7 +153,8 @@ type trainFlags struct {
 	jsonOut, quiet           bool
 	validTokens              int
 	force                    bool
-	dist                     distFlags // data-parallel runs (dist.go)
+	chat                     chatOptions // --chat-template, --pack, --skip-bad-lines (chatdata.go)
+	dist                     distFlags   // data-parallel runs (dist.go)
 }
 
 // defaultValidTokens caps each validation: enough tokens for a loss
@@ -156,9 +164,10 @@ const defaultValidTokens = 65536
 
 // register adds the training flags; lrHelp documents --lr's default.
 func (t *trainFlags) register(f *flags, lrHelp string) {
-	f.StringVar(&t.data, "data", "", "training data: a plain text `FILE`, or one context||completion pair per line (loss on the completion only)")
+	f.StringVar(&t.data, "data", "", "training data `FILE`: plain text, context||completion lines (loss on the completion),\nor JSONL conversations or prompt-completion records (loss on the assistant's turns)")
 	f.StringVar(&t.valid, "valid", "", "validation data `FILE` in the same format (default: hold out --valid-fraction of --data)")
-	f.StringVar(&t.format, "format", "auto", "data format: auto (completions when every non-blank line has \"||\"), text or completions")
+	f.StringVar(&t.format, "format", "auto", "data format: chat (JSONL {\"messages\": [...]}), prompt-completion (JSONL {\"prompt\", \"completion\"}),\ntext, completions, or auto (JSONL by its first line, else completions when every\nnon-blank line has \"||\", else text)")
+	t.chat.register(f)
 	f.Float64Var(&t.validFraction, "valid-fraction", 0.1, "share of --data held out for validation when --valid is not given (0: none)")
 	f.IntVar(&t.steps, "steps", 0, "optimizer steps (0: --epochs passes over the data)")
 	f.IntVar(&t.epochs, "epochs", 1, "passes over the training data when --steps is 0")
@@ -290,14 +299,15 @@ func (t *trainFlags) config(blockSize int, lr float64, out string) (trainers.Con
 
 // datasets loads the training data and the validation set (from --valid,
 // or a --valid-fraction split of --data when it has at least two examples).
-func (t *trainFlags) datasets(tok gpt.Tokenizer, ctx int) (train, valid trainers.Dataset, format string, err error) {
-	train, format, err = loadDataFlag("data", t.data, tok, ctx, t.format)
+func (t *trainFlags) datasets(tok gpt.Tokenizer, ctx int, stderr io.Writer) (train, valid trainers.Dataset, format string, err error) {
+	t.chat.use(tok, stderr, t.quiet)
+	train, format, err = loadDataFlag("data", t.data, tok, ctx, t.format, &t.chat)
 	if err != nil {
 		return nil, nil, "", err
 	}
 	switch {
 	case t.valid != "":
-		if valid, _, err = loadDataFlag("valid", t.valid, tok, ctx, format); err != nil {
+		if valid, _, err = loadDataFlag("valid", t.valid, tok, ctx, format, &t.chat); err != nil {
 			return nil, nil, "", err
 		}
 	case t.validFraction > 0 && train.Len() >= 2:

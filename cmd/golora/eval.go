@@ -36,8 +36,10 @@ func runEval(c *cli, args []string) error {
 	var asJSON bool
 	f.StringVar(&base, "base", "", "`MODEL_DIR`: base model folder")
 	f.StringVar(&adapter, "adapter", "", "`ADAPTER_DIR`: adapter folder to apply")
-	f.StringVar(&data, "data", "", "data `FILE` (plain text or context||completion lines)")
-	f.StringVar(&format, "format", "auto", "data format: auto, text or completions")
+	f.StringVar(&data, "data", "", "data `FILE` (plain text, context||completion lines, or JSONL chat or prompt-completion)")
+	f.StringVar(&format, "format", "auto", "data format: auto, chat, prompt-completion, text or completions")
+	var co chatOptions
+	co.register(f)
 	f.IntVar(&batch, "batch", 8, "sequences per forward pass")
 	f.IntVar(&ctx, "context", 0, "tokens per sequence (0: the model's context, at most 128)")
 	f.StringVar(&split, "split", "all", "the examples to score: all, or the train or valid part of finetune's --valid-fraction split\n(give the --seed, --valid-fraction and --context the training used)")
@@ -88,7 +90,8 @@ func runEval(c *cli, args []string) error {
 	if _, err := loadAdapter(m, adapter); err != nil {
 		return err
 	}
-	ds, fm, err := loadDataFlag("data", data, tok, ctx, format)
+	co.use(tok, c.stderr, asJSON)
+	ds, fm, err := loadDataFlag("data", data, tok, ctx, format, &co)
 	if err != nil {
 		return err
 	}
@@ -215,21 +218,29 @@ func runMerge(c *cli, args []string) error {
 }
 
 func runTokenize(c *cli, args []string) error {
-	f := newFlags(c, "--base MODEL_DIR --text TEXT",
-		"Prints the token ids of --text under the model's tokenizer, space-separated on one line\n(or as a JSON array). --tokenizer names a tokenizer instead of a model: bytes, gpt2, or\na Hugging Face tokenizer.json (or a folder with one, or with vocab.json and merges.txt).",
+	f := newFlags(c, "--base MODEL_DIR (--text TEXT | --chat FILE.jsonl)",
+		"Prints the token ids of --text under the model's tokenizer, space-separated on one line\n(or as a JSON array). --tokenizer names a tokenizer instead of a model: bytes, gpt2, or\na Hugging Face tokenizer.json (or a folder with one, or with vocab.json and merges.txt).\n\nWith --chat it shows what training sees of a chat or prompt-completion JSONL file: each\nconversation rendered with the chat template, the trained tokens (the assistant's turns)\nhighlighted and the tokens beyond --context marked; with --json, one line per\nconversation with its token ids and mask (1 on each trained token).",
 		`golora tokenize --base nano-model --text "Hello, world"`)
 	var base, text, tokName string
 	var asJSON bool
 	f.StringVar(&base, "base", "", "`MODEL_DIR`: model folder whose tokenizer to use")
 	f.StringVar(&tokName, "tokenizer", "", "tokenizer `NAME|PATH` instead of --base: bytes, gpt2, or a tokenizer.json file or folder")
 	f.StringVar(&text, "text", "", "the `TEXT` to tokenize")
-	f.BoolVar(&asJSON, "json", false, "print a JSON array")
+	f.BoolVar(&asJSON, "json", false, "print a JSON array (with --chat: one {\"line\", \"ids\", \"mask\"} object per conversation)")
+	var tc tokenizeChat // --chat and its flags (tokenize_chat.go)
+	tc.register(f)
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
 	}
 	if err := f.noArgs(pos); err != nil {
 		return err
+	}
+	if tc.file != "" {
+		if text != "" {
+			return usagef("give --text or --chat, not both")
+		}
+		return tc.run(c, base, tokName, asJSON)
 	}
 	var encode func(string) ([]int, error)
 	switch {

@@ -26,7 +26,8 @@ func runGenerate(c *cli, args []string) error {
 	var maxNew, topK, beams, noRepeat int
 	var temperature, topP, lengthPenalty float64
 	var seed uint64
-	var asJSON bool
+	var asJSON, asChat bool
+	var system, chatTemplate string
 	f.StringVar(&base, "base", "", "`MODEL_DIR`: base model folder")
 	f.StringVar(&adapter, "adapter", "", "`ADAPTER_DIR`: adapter folder to apply")
 	f.StringVar(&prompt, "prompt", "", "the `TEXT` to continue")
@@ -39,12 +40,18 @@ func runGenerate(c *cli, args []string) error {
 	f.IntVar(&noRepeat, "no-repeat-ngram", 0, "never generate an n-gram of this size twice (0: no rule)")
 	f.Uint64Var(&seed, "seed", 1, "seed of the sampler")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	f.BoolVar(&asChat, "chat", false, "one chat turn: --prompt is the user's message, rendered with the chat template, and\nonly the answer is printed (decoding defaults from generation_config.json)")
+	f.StringVar(&system, "system", "", "with --chat: system message `TEXT`")
+	f.StringVar(&chatTemplate, "chat-template", "", "with --chat: Jinja chat template `FILE` instead of the model's")
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
 	}
 	if err := f.noArgs(pos); err != nil {
 		return err
+	}
+	if !asChat && (system != "" || chatTemplate != "") {
+		return usagef("--system and --chat-template need --chat")
 	}
 	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 	switch {
@@ -93,6 +100,12 @@ func runGenerate(c *cli, args []string) error {
 	opts := gpt.GenerateOptions{MaxNewTokens: maxNew, Temperature: temperature, TopK: topK, TopP: topP,
 		Seed: seed, Beams: beams, LengthPenalty: lengthPenalty, NoRepeatNGram: noRepeat}
 	ids := tok.Encode(prompt)
+	var cs *chatSetup
+	if asChat { // chat.go
+		if ids, cs, err = chatTurn(f, base, tok, chatTemplate, system, prompt, &opts); err != nil {
+			return err
+		}
+	}
 	if err := checkGenerateMemory(m, len(ids), opts); err != nil {
 		return err
 	}
@@ -102,6 +115,9 @@ func runGenerate(c *cli, args []string) error {
 	}
 	g := gens[0]
 	text := strings.ToValidUTF8(tok.Decode(g.Tokens), "\uFFFD")
+	if cs != nil { // the end-of-turn text, when it is not one token
+		text = cs.f.CutAnswer(text)
+	}
 	if asJSON {
 		toks := g.Tokens
 		if toks == nil {
@@ -109,6 +125,10 @@ func runGenerate(c *cli, args []string) error {
 		}
 		return writeJSON(c.stdout, generation{Prompt: prompt, Text: text, Tokens: toks, StopToken: g.Stop,
 			LogProb: g.LogProb, PromptCrop: g.Cropped})
+	}
+	if asChat {
+		fmt.Fprintln(c.stdout, text)
+		return nil
 	}
 	fmt.Fprintln(c.stdout, prompt+text)
 	return nil

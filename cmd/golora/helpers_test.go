@@ -73,6 +73,9 @@ func TestMain(m *testing.M) {
 	if fix.dir != "" {
 		os.RemoveAll(fix.dir)
 	}
+	if chatFixture.dir != "" {
+		os.RemoveAll(filepath.Dir(chatFixture.dir)) // chat_test.go
+	}
 	os.Exit(code)
 }
 

@@ -9,7 +9,9 @@
 //	golora eval     --base MODEL_DIR [--adapter ADAPTER_DIR] --data PATH [--json]
 //	golora generate --base MODEL_DIR [--adapter ADAPTER_DIR] --prompt TEXT [--max-new-tokens N …]
 //	golora merge    --base MODEL_DIR --adapter ADAPTER_DIR --out MODEL_DIR
-//	golora tokenize --base MODEL_DIR --text TEXT
+//	golora chat     --base MODEL_DIR [--adapter ADAPTER_DIR] [--system TEXT]
+//	golora tokenize --base MODEL_DIR (--text TEXT | --chat FILE.jsonl)
+//	golora godoc-qa --out FILE.jsonl [--text FILE]
 //	golora inspect  PATH
 //	golora analyze  --adapter DIR [--adapter DIR]
 //	golora bench    [--json]
@@ -49,8 +51,10 @@ func commands() []command {
 		{"finetune", "--base MODEL_DIR --data PATH --out ADAPTER_DIR [--rank R --alpha A --targets q,v …]", "train a LoRA adapter (or, with --full, every weight) on a base model", runFinetune},
 		{"eval", "--base MODEL_DIR [--adapter ADAPTER_DIR] --data PATH [--json]", "validation loss and perplexity of a model on a data file", runEval},
 		{"generate", "--base MODEL_DIR [--adapter ADAPTER_DIR] --prompt TEXT [--max-new-tokens N …]", "continue a prompt", runGenerate},
+		{"chat", "--base MODEL_DIR [--adapter ADAPTER_DIR] [--system TEXT]", "talk with the model in the terminal, in its chat template, with streamed answers", runChat},
 		{"merge", "--base MODEL_DIR --adapter ADAPTER_DIR --out MODEL_DIR", "merge an adapter into its base and write a plain model folder", runMerge},
-		{"tokenize", "--base MODEL_DIR --text TEXT", "print the token ids of a text, on one line", runTokenize},
+		{"tokenize", "--base MODEL_DIR (--text TEXT | --chat FILE)", "print the token ids of a text, on one line; show what training sees of chat data", runTokenize},
+		{"godoc-qa", "--out FILE.jsonl [--text FILE]", "make a chat data set of questions and answers from the doc comments of Go's standard library", runGoDocQA},
 		{"inspect", "PATH", "list the tensors, shapes and parameter counts of a model folder, an adapter folder or a .safetensors file", runInspect},
 		{"analyze", "--adapter DIR [--adapter DIR]", "spectra and amplification of an adapter's updates; subspace similarity of two adapters", runAnalyze},
 		{"bench", "[--json]", "training throughput, inference latency and memory of the standard model shapes", runBench},
@@ -61,6 +65,7 @@ func commands() []command {
 type cli struct {
 	name           string // "golora finetune"
 	stdout, stderr io.Writer
+	stdin          io.Reader // golora chat reads it
 }
 
 // usageError is a mistake on the command line (exit code 2).
@@ -89,7 +94,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if cmd.name != args[0] {
 			continue
 		}
-		c := &cli{name: "golora " + cmd.name, stdout: stdout, stderr: stderr}
+		c := &cli{name: "golora " + cmd.name, stdout: stdout, stderr: stderr, stdin: os.Stdin}
 		err := cmd.run(c, args[1:])
 		switch {
 		case err == nil:

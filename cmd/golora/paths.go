@@ -100,3 +100,18 @@ func kindOf(path string) string {
 	}
 	return "file"
 }
+
+// checkOutputFiles refuses output file paths that are folders or devices,
+// or that two flags share (the second write would replace the first),
+// before any work is done. Empty paths are skipped.
+func checkOutputFiles(outs ...flagPath) error {
+	for _, o := range outs {
+		if o.path == "" {
+			continue
+		}
+		if st, err := os.Stat(o.path); err == nil && !st.Mode().IsRegular() {
+			return usagef("--%s %s: is a folder or a device, want a file path", o.flag, o.path)
+		}
+	}
+	return guardOutputs(outs, nil)
+}

@@ -92,7 +92,7 @@ func runPretrain(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	train, valid, format, err := t.datasets(tok, tc.Context)
+	train, valid, format, err := t.datasets(tok, tc.Context, c.stderr)
 	if err != nil {
 		return err
 	}
@@ -217,7 +217,7 @@ func runFinetune(c *cli, args []string) error {
 	if err := checkTrainMemory(m.Config(), tc, trainable, false); err != nil {
 		return err
 	}
-	train, valid, format, err := t.datasets(tok, tc.Context)
+	train, valid, format, err := t.datasets(tok, tc.Context, c.stderr)
 	if err != nil {
 		return err
 	}

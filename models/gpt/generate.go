@@ -52,6 +52,13 @@ type GenerateOptions struct {
 	// sequences run to MaxNewTokens.
 	StopTokens []int
 
+	// OnToken, when set, is called with each token as soon as it is
+	// generated (stop tokens excluded) and the index of its prompt, so
+	// that a caller can stream the text; returning false ends that
+	// prompt's sequence there, as MaxNewTokens would (Stop = −1).
+	// Not with beam search, whose tokens are known only at the end.
+	OnToken func(prompt, token int) bool
+
 	// BatchSize is the number of prompts decoded together, each on Beams
 	// rows (one without beams) of one compiled step. 0 picks enough prompts
 	// for about 16 rows. When a prompt finishes, the next one takes its
@@ -204,6 +211,8 @@ func checkOptions(m Decodable, o GenerateOptions) error {
 		return bad("NoRepeatNGram = %d, want ≥ 0", o.NoRepeatNGram)
 	case o.BatchSize < 0:
 		return bad("BatchSize = %d, want ≥ 0", o.BatchSize)
+	case o.OnToken != nil && o.Beams > 0:
+		return bad("OnToken streams tokens as they are chosen, which beam search does not do (Beams = %d)", o.Beams)
 	}
 	for i, s := range o.StopTokens {
 		if s < 0 || s >= m.VocabSize() {
@@ -512,7 +521,8 @@ func (r *genRun) advance(gr *genGroup, logits func(k int) logitsRow) error {
 		return r.finish(gr, b.tokens, b.logp, tok)
 	}
 	b.tokens = append(b.tokens, tok)
-	if gr.steps == g.opts.MaxNewTokens {
+	halt := g.opts.OnToken != nil && !g.opts.OnToken(gr.prompt, tok)
+	if halt || gr.steps == g.opts.MaxNewTokens {
 		return r.finish(gr, b.tokens, b.logp, -1)
 	}
 	return nil

@@ -143,3 +143,13 @@ func (m *Model) SetTokenizer(t *tokenizer.Tokenizer, eot int) error {
 	m.cfg.Tokenizer = TokenizerHF
 	return nil
 }
+
+// FileTokenizerOf returns the *tokenizer.Tokenizer behind a Tokenizer that
+// FileTokenizer (or a model folder's tokenizer.json) made, and nil for the
+// built-in tokenizers.
+func FileTokenizerOf(t Tokenizer) *tokenizer.Tokenizer {
+	if h, ok := t.(*hfTokenizer); ok {
+		return h.t
+	}
+	return nil
+}
