@@ -32,8 +32,17 @@
 // are not two integers with begin ≤ end inside the buffer or do not equal
 // dtype size × element count; whose tensors overlap, leave a gap, or do not
 // end exactly at the end of the file; or whose __metadata__ is not an object
-// of strings. No input makes Read, or any method of the File it returns,
-// panic.
+// of strings. Data that is not a safetensors file at all (no plausible
+// header length followed by '{') is reported as such (ErrNotSafetensors).
+// No input makes Read, or any method of the File it returns, panic.
+//
+// # Checksums
+//
+// golora writes, in its own model, adapter and checkpoint files, an optional
+// metadata entry ChecksumKey ("golora.crc32c") holding the CRC-32C of every
+// tensor's data. Read verifies it when present and names the first tensor
+// whose bytes no longer match (ErrChecksum); files without it (those other
+// tools write) are read as before. Other readers ignore the entry.
 //
 // # Writing
 //

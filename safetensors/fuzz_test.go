@@ -27,6 +27,7 @@ func validSeeds(t testing.TB) [][]byte {
 			{Name: "e", DType: "U8", Shape: []int{0, 4}, Data: nil},
 		}, map[string]string{"format": "pt", "note": "x\"y\n"}},
 		{[]Tensor{{Name: "ü\t\"", DType: "C64", Shape: []int{1}, Data: make([]byte, 8)}}, nil},
+		{[]Tensor{FromFloat32s("w", []int{2}, []float32{1, -2}), FromFloat64s("v", []int{1}, []float64{3})}, WithChecksums(map[string]string{"format": "pt"})},
 	}
 	var out [][]byte
 	for _, s := range sets {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/golora/golora/graph"
 	"github.com/golora/golora/internal/atomicfile"
+	"github.com/golora/golora/internal/memlimit"
 )
 
 // maxHeaderLen is the largest header Read accepts: 100 MB, the reference
@@ -151,9 +152,21 @@ func Read(data []byte) (*File, error) { return parse("", data) }
 // ReadFile reads and parses the file at path, as Read does. Its errors name
 // the path.
 func ReadFile(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	// Only regular files: a device (/dev/zero) or a pipe would be read
+	// without end or block.
+	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("safetensors: %w", err) // the *PathError names the path
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fileError(path, "", fmt.Errorf("not a regular file, so %w", ErrNotSafetensors))
+	}
+	if err := memlimit.Check(st.Size(), fmt.Sprintf("reading this %s file", memlimit.Bytes(st.Size()))); err != nil {
+		return nil, fileError(path, "", err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("safetensors: %w", err)
 	}
 	return parse(path, data)
 }
@@ -161,9 +174,14 @@ func ReadFile(path string) (*File, error) {
 func parse(name string, data []byte) (*File, error) {
 	f := &File{name: name}
 	if len(data) < 8 {
-		return nil, f.errorf("", "file is %d bytes, shorter than the 8-byte header length", len(data))
+		return nil, f.errorf("", "file is %d bytes, shorter than the 8-byte header length: not a safetensors file", len(data))
 	}
 	n := binary.LittleEndian.Uint64(data)
+	if (len(data) == 8 || data[8] != '{') && (n > maxHeaderLen || n > uint64(len(data)-8)) {
+		// Neither a plausible length nor a JSON header after it: another
+		// kind of file, not a damaged safetensors one.
+		return nil, f.errorf("", "%w: it does not start with an 8-byte header length followed by a JSON header", ErrNotSafetensors)
+	}
 	if n > maxHeaderLen {
 		return nil, f.errorf("", "header length %d is over the %d-byte limit", n, maxHeaderLen)
 	}
@@ -237,8 +255,16 @@ func parse(name string, data []byte) (*File, error) {
 	if pos != len(f.buf) {
 		return nil, f.errorf("", "%d bytes of data after the last tensor (the tensors cover %d of %d)", len(f.buf)-pos, pos, len(f.buf))
 	}
+	if err := f.verifyChecksums(); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
+
+// ErrNotSafetensors is wrapped by the error of Read and ReadFile for data
+// that is not a .safetensors file at all (a text file, an archive, …) rather
+// than a damaged one.
+var ErrNotSafetensors = errors.New("not a safetensors file")
 
 // eachField calls fn for each member of the JSON object raw, in order, and
 // fails on a duplicate key or when raw is not an object. raw must be valid
@@ -414,6 +440,10 @@ func byteLen(shape []int, size int) (int, bool) {
 	}
 	return int(n), true
 }
+
+// DataBytes is the size of the file's data buffer: the bytes of all its
+// tensors.
+func (f *File) DataBytes() int64 { return int64(len(f.buf)) }
 
 // Names returns the tensor names, sorted.
 func (f *File) Names() []string {
@@ -597,12 +627,13 @@ func FromParam(name string, p *graph.Param) Tensor {
 }
 
 // Write writes tensors and metadata (nil or empty for none) as a
-// .safetensors file to w. It checks every tensor first (a known dtype, sizes
+// .safetensors file to w; metadata with ChecksumKey gets the tensors'
+// checksums. It checks every tensor first (a known dtype, sizes
 // ≥ 0, len(Data) matching dtype and shape, a unique name that is valid UTF-8
 // and not "__metadata__") and writes nothing if one is wrong. See the package
 // documentation for the layout.
 func Write(w io.Writer, tensors []Tensor, metadata map[string]string) error {
-	header, order, err := prepare("", tensors, metadata)
+	header, order, err := prepare("", tensors, fillChecksums(metadata, tensors))
 	if err != nil {
 		return err
 	}
@@ -617,7 +648,7 @@ func Write(w io.Writer, tensors []Tensor, metadata map[string]string) error {
 // so path holds either its previous contents or the complete new file, even
 // if the process dies midway.
 func WriteFile(path string, tensors []Tensor, metadata map[string]string) error {
-	header, order, err := prepare(path, tensors, metadata)
+	header, order, err := prepare(path, tensors, fillChecksums(metadata, tensors))
 	if err != nil {
 		return err
 	}

@@ -59,11 +59,11 @@ func LoadDir(dir string) (*Tokenizer, error) {
 			return nil, err
 		}
 	case fileExists(filepath.Join(dir, VocabFile)) && fileExists(filepath.Join(dir, MergesFile)):
-		vocab, err := os.ReadFile(filepath.Join(dir, VocabFile))
+		vocab, err := readFile(filepath.Join(dir, VocabFile))
 		if err != nil {
 			return nil, fmt.Errorf("tokenizer: %w", err)
 		}
-		merges, err := os.ReadFile(filepath.Join(dir, MergesFile))
+		merges, err := readFile(filepath.Join(dir, MergesFile))
 		if err != nil {
 			return nil, fmt.Errorf("tokenizer: %w", err)
 		}
@@ -74,7 +74,7 @@ func LoadDir(dir string) (*Tokenizer, error) {
 		return nil, fmt.Errorf("tokenizer: %s: %w", dir, ErrNoTokenizer)
 	}
 	cfgPath := filepath.Join(dir, ConfigFile)
-	if data, err := os.ReadFile(cfgPath); err == nil {
+	if data, err := readFile(cfgPath); err == nil {
 		if err := t.readConfig(data); err != nil {
 			return nil, fmt.Errorf("tokenizer: %s: %w", cfgPath, err)
 		}
@@ -83,7 +83,7 @@ func LoadDir(dir string) (*Tokenizer, error) {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	tplPath := filepath.Join(dir, ChatTemplateFile)
-	if data, err := os.ReadFile(tplPath); err == nil {
+	if data, err := readFile(tplPath); err == nil {
 		t.chatTemplate = string(data)
 		t.files = append(t.files, File{Name: ChatTemplateFile, Data: data})
 	} else if !errors.Is(err, fs.ErrNotExist) {

@@ -3,7 +3,6 @@ package tokenizer
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"sort"
 )
@@ -45,7 +44,7 @@ type roles struct{ bos, eos, pad, unk int }
 
 // LoadFile reads a tokenizer.json file.
 func LoadFile(path string) (*Tokenizer, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}

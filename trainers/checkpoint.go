@@ -83,7 +83,7 @@ func (t *Trainer) writeCheckpoint(path string, wrap func(io.Writer) io.Writer) e
 	if err != nil {
 		return fmt.Errorf("trainers: checkpoint %s: encode metadata: %w", path, err)
 	}
-	md := map[string]string{"format": CheckpointFormat, metaKey: string(js)}
+	md := safetensors.WithChecksums(map[string]string{"format": CheckpointFormat, metaKey: string(js)})
 	err = atomicfile.WriteFile(path, func(w io.Writer) error {
 		if wrap != nil {
 			w = wrap(w)
@@ -156,7 +156,7 @@ func (t *Trainer) Resume(path string) error {
 			return fmt.Errorf("trainers: resume %s: unexpected tensor %q", path, n)
 		}
 		if !want[name] {
-			return fmt.Errorf("trainers: resume %s: checkpoint holds %q, but %s is not a trainable parameter of the model", path, n, name)
+			return fmt.Errorf("trainers: resume %s: %w: it holds %q, but %s is not a trainable parameter of the model", path, ErrOtherModel, n, name)
 		}
 	}
 	values := make([]*graph.Param, len(t.trainable))
@@ -164,7 +164,7 @@ func (t *Trainer) Resume(path string) error {
 	for i, p := range t.trainable {
 		values[i] = p.Clone()
 		if err := f.LoadInto(paramPrefix+p.Name, values[i]); err != nil {
-			return fmt.Errorf("trainers: resume: trainable parameter %s: %w", p.Name, err)
+			return fmt.Errorf("trainers: resume %s: %w: trainable parameter %s: %w", path, ErrOtherModel, p.Name, err)
 		}
 		m := graph.NewParam(adamMPrefix+p.Name, p.DType(), p.Shape()...)
 		v := graph.NewParam(adamVPrefix+p.Name, p.DType(), p.Shape()...)

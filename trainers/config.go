@@ -91,6 +91,12 @@ type Config struct {
 	// EvalBatch is the number of sequences per validation batch (0: Batch).
 	EvalBatch int `json:"eval_batch"`
 
+	// DataID identifies the training data (e.g. its Fingerprint). The
+	// trainer does not read it; it is stored with the rest of the Config in
+	// every checkpoint, so a resume can check that it continues on the same
+	// data (ReadCheckpointMeta). "" for none.
+	DataID string `json:"data_id,omitempty"`
+
 	// CheckpointPath is the file (.safetensors) a checkpoint is written to
 	// every CheckpointEvery steps, when training is stopped through its
 	// context, and at the end. "" writes none.

@@ -46,6 +46,9 @@
 // position, RNG states, configuration) as JSON metadata; see
 // CheckpointMeta. Resume followed by Train continues a run so that its
 // losses and final parameters are bit-identical to a run never stopped.
+// Every tensor carries a CRC-32C that reading verifies, and Config.DataID
+// (e.g. the Fingerprint of the training set) lets a resume check that it
+// continues on the same data.
 //
 // # Data-parallel training
 //

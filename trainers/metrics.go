@@ -65,6 +65,16 @@ type Observer struct {
 	OnStep       func(StepInfo)
 	OnEval       func(EvalInfo)
 	OnCheckpoint func(CheckpointInfo)
+	// OnEvalProgress is called by Evaluate (and so by each validation)
+	// before its first batch and after each batch.
+	OnEvalProgress func(EvalProgress)
+}
+
+// EvalProgress says how far an evaluation has got: Done of Total examples
+// scored, at training step Step.
+type EvalProgress struct {
+	Step        int
+	Done, Total int
 }
 
 // Result summarises a Train call.
@@ -82,6 +92,9 @@ type Result struct {
 	Tokens int64
 	// Elapsed is the wall time of this call.
 	Elapsed time.Duration
+	// EvalTime is the part of Elapsed spent on validation, so that
+	// Tokens / (Elapsed − EvalTime) is the training throughput.
+	EvalTime time.Duration
 	// Valid is the last validation result (zero when no validation set was given).
 	Valid EvalResult
 	// BestValidLoss is the lowest validation loss of the run and BestStep

@@ -274,8 +274,12 @@ func (t *Trainer) totalSteps(n int) int {
 	if t.cfg.Steps > 0 {
 		return t.cfg.Steps
 	}
-	per := t.cfg.Batch * t.cfg.Accumulate
-	return (t.cfg.Epochs*n + per - 1) / per
+	per := float64(t.cfg.Batch) * float64(t.cfg.Accumulate)
+	steps := math.Ceil(float64(t.cfg.Epochs) * float64(n) / per)
+	if steps >= math.MaxInt/2 { // no overflow: a run longer than anyone waits for
+		return math.MaxInt / 2
+	}
+	return int(steps)
 }
 
 // Schedule is the learning-rate schedule of a run over n training examples.
@@ -528,6 +532,8 @@ func (r *run) optimizerStep(train Dataset, sched Schedule) (StepInfo, error) {
 // validate scores valid, reports it and keeps the best checkpoint.
 func (r *run) validate(valid Dataset) error {
 	t := r.t
+	began := time.Now()
+	defer func() { r.res.EvalTime += time.Since(began) }()
 	ev, err := t.evaluate(valid)
 	if err != nil {
 		return fmt.Errorf("trainers: validation after step %d: %w", t.step, err)
@@ -585,7 +591,14 @@ func (t *Trainer) Evaluate(ds Dataset) (EvalResult, error) {
 	idx := make([]int, 0, rows)
 	var sum, weight float64
 	n := ds.Len()
+	progress := t.cfg.Observer.OnEvalProgress
+	if progress != nil {
+		progress(EvalProgress{Step: t.step, Total: n})
+	}
 	for lo := 0; lo < n; lo += rows {
+		if progress != nil && lo > 0 {
+			progress(EvalProgress{Step: t.step, Done: lo, Total: n})
+		}
 		exs, idx = exs[:0], idx[:0]
 		for i := lo; i < min(lo+rows, n); i++ {
 			exs = append(exs, ds.Example(i))
@@ -613,6 +626,9 @@ func (t *Trainer) Evaluate(ds Dataset) (EvalResult, error) {
 		}
 		sum += l * b.weight
 		weight += b.weight
+	}
+	if progress != nil {
+		progress(EvalProgress{Step: t.step, Done: n, Total: n})
 	}
 	if weight == 0 {
 		return EvalResult{}, errors.New("trainers: evaluate: the dataset has no loss tokens")

@@ -103,7 +103,7 @@ func runAnalyze(c *cli, args []string) error {
 	names := []string{"a", "b"}[:len(dirs)]
 	for i, d := range dirs {
 		if err := lm.LoadAdapter(d, names[i]); err != nil {
-			return fmt.Errorf("--adapter %s: %w", d, err)
+			return adapterError(d, err)
 		}
 		rep, err := analyzeAdapter(lm, names[i], d, usedBase != "")
 		if err != nil {

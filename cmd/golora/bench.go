@@ -12,7 +12,7 @@ import (
 func runBench(c *cli, args []string) error {
 	f := newFlags(c, "[--configs tiny,small|all] [--json]",
 		"Measures, on random tokens, the training throughput of LoRA (r = 8 on q and v) and of\nfull fine-tuning, the latency of one batch-1 forward pass for the base model and with\nan adapter unmerged and merged, and the peak Go heap of each, for standard shapes:\n  tiny       2 layers, d 64, 4 heads, context 64, batch 16, vocab 96\n  small      4 layers, d 128, 4 heads, context 128, batch 16, vocab 96\n  gpt2-124M  GPT-2 small's shape, context 256, batch 4, vocab 50257 (slow: minutes)\nTimings depend on the machine's load; compare numbers taken together.",
-		"golora bench --configs tiny,small --json > bench.json")
+		"golora bench --configs tiny --json > bench.json")
 	var configs string
 	var steps, warmup, runs int
 	var seed uint64
@@ -45,6 +45,11 @@ func runBench(c *cli, args []string) error {
 	names := strings.Split(configs, ",")
 	if configs == "all" {
 		names = experiments.BenchConfigNames()
+	}
+	// More threads than CPUs only contend; far more exhaust the runtime's
+	// thread limit (a fatal error), so they are refused.
+	if limit := 4 * runtime.NumCPU(); threads > limit {
+		return usagef("--threads %d: want at most %d (4 × the %d CPUs)", threads, limit, runtime.NumCPU())
 	}
 	if threads > 0 {
 		runtime.GOMAXPROCS(threads)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/golora/golora/experiments"
 	"github.com/golora/golora/models/gpt"
@@ -642,10 +643,37 @@ func TestProgressLines(t *testing.T) {
 	if len(lines) != 12 || strings.Contains(b.String(), "\r") {
 		t.Fatalf("progress wrote %d lines:\n%s", len(lines), b.String())
 	}
-	if !strings.HasPrefix(lines[len(lines)-1], "run: 20/20 loss 1.5000 valid 1.2500") {
+	if !strings.HasPrefix(lines[len(lines)-1], "run: 20/20 loss 1.5000 valid 1.2500 (step 10)") {
 		t.Errorf("last line %q", lines[len(lines)-1])
 	}
 	if newProgress(&b, "run", true) != nil {
 		t.Error("quiet progress is not nil")
+	}
+}
+
+// TestValidationProgress: a validation in progress is drawn in place on a
+// terminal, and not at all in a log when it is quick.
+func TestValidationProgress(t *testing.T) {
+	var b bytes.Buffer
+	p := newProgress(&b, "run", false)
+	p.tty = true
+	for done := 0; done <= 10; done += 5 {
+		p.evalProgress(trainers.EvalProgress{Step: 3, Done: done, Total: 10})
+	}
+	if !strings.Contains(b.String(), "\r\033[Krun: step 3: validating 0/10 examples") || !strings.Contains(b.String(), "validating 10/10") {
+		t.Errorf("terminal: %q", b.String())
+	}
+	b.Reset()
+	q := newProgress(&b, "eval", false) // not a terminal; the eval command: no step
+	for done := 0; done <= 10; done += 5 {
+		q.evalProgress(trainers.EvalProgress{Done: done, Total: 10})
+	}
+	if b.Len() != 0 {
+		t.Errorf("a quick validation wrote %q to a log", b.String())
+	}
+	q.evalLast = q.evalLast.Add(-time.Minute) // as if it had run a minute
+	q.evalProgress(trainers.EvalProgress{Done: 5, Total: 10})
+	if b.String() != "eval: validating, 5/10 examples\n" {
+		t.Errorf("a slow validation wrote %q", b.String())
 	}
 }

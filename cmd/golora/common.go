@@ -3,15 +3,19 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/golora/golora/chat"
 	"github.com/golora/golora/experiments"
 	"github.com/golora/golora/graph"
 	"github.com/golora/golora/internal/atomicfile"
+	"github.com/golora/golora/internal/memlimit"
 	"github.com/golora/golora/models/gpt"
 	"github.com/golora/golora/nn/lora"
 	"github.com/golora/golora/trainers"
@@ -47,9 +51,35 @@ func loadAdapter(m *gpt.Model, dir string) (*lora.Model, error) {
 	}
 	lm, err := lora.Load(m, dir)
 	if err != nil {
-		return nil, fmt.Errorf("--adapter %s: %w", dir, err)
+		return nil, adapterError(dir, err)
 	}
 	return lm, nil
+}
+
+// adapterError names the --adapter folder dir in a load error, and says in
+// words when the adapter was made for another base.
+func adapterError(dir string, err error) error {
+	if errors.Is(err, lora.ErrOtherBase) {
+		made := ""
+		var c struct {
+			Base string `json:"base_model_name_or_path"`
+		}
+		if b, rerr := os.ReadFile(filepath.Join(dir, lora.ConfigFile)); rerr == nil && json.Unmarshal(b, &c) == nil && c.Base != "" {
+			made = fmt.Sprintf(" (its config names %s)", c.Base)
+		}
+		return fmt.Errorf("--adapter %s was made for another base than this one%s: %s", dir, made, after(err, lora.ErrOtherBase))
+	}
+	return fmt.Errorf("--adapter %s: %w", dir, err)
+}
+
+// after returns the part of err's message that follows sentinel's (the
+// details), or the whole message.
+func after(err, sentinel error) string {
+	msg, key := err.Error(), sentinel.Error()+": "
+	if i := strings.Index(msg, key); i >= 0 {
+		return msg[i+len(key):]
+	}
+	return msg
 }
 
 // loadDataFlag reads the data file given to flag for a model with tokenizer
@@ -60,6 +90,13 @@ func loadDataFlag(flagName, path string, tok gpt.Tokenizer, ctx int, format stri
 	}
 	if err := checkInputFile(flagName, path); err != nil {
 		return nil, "", err
+	}
+	// The text and its tokens (8 bytes each, at most one per byte) are
+	// held in memory.
+	if st, err := os.Stat(path); err == nil {
+		if err := memlimit.Check(saturate(9*float64(st.Size())), fmt.Sprintf("reading the %s of --%s %s", memlimit.Bytes(st.Size()), flagName, path)); err != nil {
+			return nil, "", err
+		}
 	}
 	switch format {
 	case "", experiments.FormatAuto, experiments.FormatText, experiments.FormatCompletions, chat.FormatChat, chat.FormatPromptCompletion:
@@ -114,9 +151,16 @@ type trainFlags struct {
 	checkpointEvery          int
 	metrics                  string
 	jsonOut, quiet           bool
+	validTokens              int
+	force                    bool
 	chat                     chatOptions // --chat-template, --pack, --skip-bad-lines (chatdata.go)
 	dist                     distFlags   // data-parallel runs (dist.go)
 }
+
+// defaultValidTokens caps each validation: enough tokens for a loss
+// estimate good to about 1% on small models, few enough that a validation
+// takes seconds on a CPU.
+const defaultValidTokens = 65536
 
 // register adds the training flags; lrHelp documents --lr's default.
 func (t *trainFlags) register(f *flags, lrHelp string) {
@@ -138,14 +182,27 @@ func (t *trainFlags) register(f *flags, lrHelp string) {
 	f.Float64Var(&t.maxGradNorm, "max-grad-norm", 1, "clip the gradient norm to this (0: no clipping)")
 	f.Float64Var(&t.labelSmoothing, "label-smoothing", 0, "label smoothing of the training loss")
 	f.IntVar(&t.evalEvery, "eval-every", 0, "validate every N steps (0: only at the end)")
+	f.IntVar(&t.validTokens, "valid-tokens", defaultValidTokens, "score at most this many validation tokens per validation, on evenly spaced examples (0: all)")
 	f.Uint64Var(&t.seed, "seed", 1, "seed of the initialisation, data order and dropout")
 	f.StringVar(&t.checkpoint, "checkpoint", "", "write a resumable checkpoint to this .safetensors `FILE` at the end, every --checkpoint-every steps and on Ctrl-C")
 	f.IntVar(&t.checkpointEvery, "checkpoint-every", 0, "checkpoint interval in steps (needs --checkpoint)")
 	f.StringVar(&t.resume, "resume", "", "continue the run saved in this checkpoint `FILE` (same data, seed and options; checkpoints go on to it unless --checkpoint says otherwise)")
-	f.StringVar(&t.metrics, "metrics", "", "write training metrics as JSON lines to this `FILE` when training ends")
+	f.StringVar(&t.metrics, "metrics", "", "write training metrics as JSON lines to this `FILE` when training ends (with --resume, the history goes on)")
+	f.BoolVar(&t.force, "force", false, "go ahead where golora would refuse: --resume with another --steps, --seed, --batch, --context or data, a --rank above a layer's width")
 	f.BoolVar(&t.jsonOut, "json", false, "print the result as JSON")
 	f.BoolVar(&t.quiet, "quiet", false, "no progress output")
 	t.dist.register(f)
+}
+
+// guard refuses outputs (--out, --checkpoint, --metrics) that would
+// overwrite or delete an input (--base, --data, --valid, --resume); the
+// checkpoint may be the file resumed from.
+func (t *trainFlags) guard(out, base string) error {
+	ins := []flagPath{{"base", base}, {"data", t.data}, {"valid", t.valid}}
+	if err := guardOutputs([]flagPath{{"out", out}}, append(ins, flagPath{"resume", t.resume})); err != nil {
+		return err
+	}
+	return guardOutputs([]flagPath{{"checkpoint", t.checkpoint}, {"metrics", t.metrics}}, ins)
 }
 
 // config checks the training flags and returns the trainer configuration
@@ -183,6 +240,8 @@ func (t *trainFlags) config(blockSize int, lr float64, out string) (trainers.Con
 		return c, bad("eval-every", t.evalEvery, "≥ 0")
 	case t.checkpointEvery < 0:
 		return c, bad("checkpoint-every", t.checkpointEvery, "≥ 0")
+	case t.validTokens < 0:
+		return c, bad("valid-tokens", t.validTokens, "≥ 0 (0: all)")
 	}
 	switch t.schedule {
 	case trainers.ScheduleConstant, trainers.ScheduleLinear, trainers.ScheduleCosine:
@@ -203,8 +262,22 @@ func (t *trainFlags) config(blockSize int, lr float64, out string) (trainers.Con
 		return c, usagef("--checkpoint-every needs --checkpoint FILE")
 	}
 	for _, f := range []struct{ name, path string }{{"checkpoint", ckpt}, {"metrics", t.metrics}} {
-		if f.path != "" && out != "" && filepath.Clean(filepath.Dir(f.path)) == filepath.Clean(out) {
+		if f.path != "" && out != "" && (filepath.Clean(filepath.Dir(f.path)) == filepath.Clean(out) || inside(resolvePath(f.path), resolvePath(out))) {
 			return c, usagef("--%s %s: put it outside --out %s, which holds only the model or adapter files", f.name, f.path, out)
+		}
+	}
+	// Output files are checked now, not when training ends.
+	for _, f := range []struct{ name, path string }{{"checkpoint", t.checkpoint}, {"metrics", t.metrics}} {
+		if f.path == "" {
+			continue
+		}
+		if st, err := os.Stat(f.path); err == nil && !st.Mode().IsRegular() {
+			return c, usagef("--%s %s: is a folder or a device, want a file path", f.name, f.path)
+		}
+		if f.name == "checkpoint" {
+			if st, err := os.Stat(filepath.Dir(f.path)); err != nil || !st.IsDir() {
+				return c, usagef("--checkpoint %s: the folder %s does not exist (create it first)", f.path, filepath.Dir(f.path))
+			}
 		}
 	}
 	c.Seed, c.Batch, c.Accumulate = t.seed, t.batch, t.accumulate
@@ -242,25 +315,27 @@ func (t *trainFlags) datasets(tok gpt.Tokenizer, ctx int, stderr io.Writer) (tra
 			return nil, nil, "", fmt.Errorf("--valid-fraction: %w", err)
 		}
 	}
-	return train, valid, format, nil
+	return train, trainers.CapTokens(valid, t.validTokens), format, nil
 }
 
 // trainSummary is what pretrain and finetune print.
 type trainSummary struct {
-	Out             string  `json:"out"`
-	Kind            string  `json:"kind"` // "model" or "adapter"
-	Format          string  `json:"data_format"`
-	Steps           int     `json:"steps"`
-	TrainLoss       float64 `json:"train_loss"` // mean of the last 10 steps
-	ValidLoss       float64 `json:"valid_loss,omitempty"`
-	ValidPerplexity float64 `json:"valid_perplexity,omitempty"`
-	TrainableParams int     `json:"trainable_params"`
-	AllParams       int     `json:"all_params"`
-	TrainablePct    float64 `json:"trainable_percent"`
-	Tokens          int64   `json:"tokens"`
-	Seconds         float64 `json:"seconds"`
-	TokensPerSec    float64 `json:"tokens_per_sec"`
-	Checkpoint      string  `json:"checkpoint,omitempty"`
+	Out             string   `json:"out"`
+	Kind            string   `json:"kind"` // "model" or "adapter"
+	Format          string   `json:"data_format"`
+	Steps           int      `json:"steps"`                // steps done in all
+	RunSteps        int      `json:"steps_run"`            // steps this command ran (fewer after --resume)
+	TrainLoss       *float64 `json:"train_loss,omitempty"` // mean of the last 10 steps run; absent when none ran
+	ValidLoss       float64  `json:"valid_loss,omitempty"`
+	ValidPerplexity float64  `json:"valid_perplexity,omitempty"`
+	ValidTokens     float64  `json:"valid_tokens,omitempty"` // tokens the last validation scored
+	TrainableParams int      `json:"trainable_params"`
+	AllParams       int      `json:"all_params"`
+	TrainablePct    float64  `json:"trainable_percent"`
+	Tokens          int64    `json:"tokens"`
+	Seconds         float64  `json:"seconds"`
+	TokensPerSec    float64  `json:"tokens_per_sec"`
+	Checkpoint      string   `json:"checkpoint,omitempty"`
 	// Data-parallel runs (MPI): the ranks and the gradient bytes each step all-reduced.
 	Ranks                  int   `json:"ranks,omitempty"`
 	AllReducedBytesPerStep int64 `json:"allreduced_bytes_per_step,omitempty"`
@@ -268,16 +343,19 @@ type trainSummary struct {
 
 // summarize fills a trainSummary from a training result.
 func summarize(res trainers.Result, params []*graph.Param) trainSummary {
-	s := trainSummary{Steps: res.Steps, Tokens: res.Tokens, Seconds: res.Elapsed.Seconds(),
-		ValidLoss: res.Valid.Loss, ValidPerplexity: res.Valid.Perplexity}
+	s := trainSummary{Steps: res.Steps, RunSteps: res.Steps - res.FirstStep, Tokens: res.Tokens, Seconds: res.Elapsed.Seconds(),
+		ValidLoss: res.Valid.Loss, ValidPerplexity: res.Valid.Perplexity, ValidTokens: res.Valid.Tokens}
 	if n := len(res.Losses); n > 0 {
 		k := min(10, n)
+		mean := 0.0
 		for _, l := range res.Losses[n-k:] {
-			s.TrainLoss += l / float64(k)
+			mean += l / float64(k)
 		}
+		s.TrainLoss = &mean
 	}
-	if s.Seconds > 0 {
-		s.TokensPerSec = float64(res.Tokens) / s.Seconds
+	// Throughput of training alone: validation time left out.
+	if train := (res.Elapsed - res.EvalTime).Seconds(); train > 0 {
+		s.TokensPerSec = float64(res.Tokens) / train
 	}
 	if done := res.Steps - res.FirstStep; res.Ranks > 1 && done > 0 {
 		s.Ranks, s.AllReducedBytesPerStep = res.Ranks, res.AllReducedBytes/int64(done)
@@ -300,13 +378,22 @@ func (s trainSummary) print(w io.Writer, asJSON bool) error {
 		return writeJSON(w, s)
 	}
 	fmt.Fprintf(w, "wrote %s %s\n", s.Kind, s.Out)
-	fmt.Fprintf(w, "steps %d, %d tokens in %.1fs (%.0f tokens/s), trainable params %d of %d (%.2f%%)\n",
-		s.Steps, s.Tokens, s.Seconds, s.TokensPerSec, s.TrainableParams, s.AllParams, s.TrainablePct)
-	fmt.Fprintf(w, "train loss %.4f", s.TrainLoss)
-	if s.ValidLoss != 0 {
-		fmt.Fprintf(w, ", validation loss %.4f (perplexity %.2f)", s.ValidLoss, s.ValidPerplexity)
+	steps := fmt.Sprint(s.Steps)
+	if s.RunSteps != s.Steps {
+		steps = fmt.Sprintf("%d (%d in this run)", s.Steps, s.RunSteps)
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, "steps %s, %d tokens in %.1fs (%.0f tokens/s training), trainable params %d of %d (%.2f%%)\n",
+		steps, s.Tokens, s.Seconds, s.TokensPerSec, s.TrainableParams, s.AllParams, s.TrainablePct)
+	var parts []string
+	if s.TrainLoss != nil {
+		parts = append(parts, fmt.Sprintf("train loss %.4f", *s.TrainLoss))
+	} else {
+		parts = append(parts, fmt.Sprintf("no training steps run (the checkpoint had done all %d)", s.Steps))
+	}
+	if s.ValidLoss != 0 {
+		parts = append(parts, fmt.Sprintf("validation loss %.4f (perplexity %.2f)", s.ValidLoss, s.ValidPerplexity))
+	}
+	fmt.Fprintln(w, strings.Join(parts, ", "))
 	if s.Ranks > 1 {
 		fmt.Fprintf(w, "%d ranks, %s of gradients all-reduced per step\n", s.Ranks, byteSize(s.AllReducedBytesPerStep))
 	}

@@ -16,7 +16,7 @@ import (
 
 func runDemo(c *cli, args []string) error {
 	f := newFlags(c, "[--out DIR]",
-		"Runs golora end to end on text every Go installation has (the Go distribution's own\nfiles; no network, no other data): pretrains a small GPT with a byte tokenizer on Go\nsource code, trains one LoRA adapter for the documentation prose (doc/) and one for\nassembly (*.s) on that same base, and a full fine-tuning baseline on the prose. It\nchecks that each adapter beats the base and the other adapter on its own task, that\nLoRA trains under 5% of the parameters and that merged and unmerged outputs agree, and\nwrites a report folder: report.md, metrics.json, loss curves (PNG), the base model and\nthe adapters. It takes a few minutes on two CPU cores.",
+		"Runs golora end to end on text every Go installation has (the Go distribution's own\nfiles; no network, no other data): pretrains a small GPT with a byte tokenizer on Go\nsource code, trains one LoRA adapter for the documentation prose (doc/) and one for\nassembly (*.s) on that same base, and a full fine-tuning baseline on the prose. It\nchecks that each adapter beats the base and the other adapter on its own task, that\nLoRA trains under 5% of the parameters and that merged and unmerged outputs agree, and\nwrites a report folder: report.md, metrics.json, loss curves (PNG), the base model and\nthe adapters. It takes about 84 s of CPU time: 2–3 minutes on two busy CPU cores.",
 		"golora demo --out golora-demo")
 	var out, goroot string
 	var seed uint64
@@ -32,6 +32,9 @@ func runDemo(c *cli, args []string) error {
 		return err
 	}
 	if err := f.noArgs(pos); err != nil {
+		return err
+	}
+	if err := guardOutputs([]flagPath{{"out", out}}, []flagPath{{"goroot", goroot}}); err != nil {
 		return err
 	}
 	if err := checkOutputDir("out", out, demoFile); err != nil {
@@ -118,7 +121,7 @@ func (p *demoProgress) event(e experiments.DemoEvent) {
 			p.bar = newProgress(p.c.stderr, e.Stage, false)
 		}
 		if e.ValidLoss != 0 {
-			p.bar.valid = e.ValidLoss
+			p.bar.valid, p.bar.validStep = e.ValidLoss, e.Step
 			return
 		}
 		p.bar.step(e.Step, e.Total, e.Loss, e.TokensPerSec)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/golora/golora/models/gpt"
+	"github.com/golora/golora/nn/lora"
 	"github.com/golora/golora/tokenizer"
 	"github.com/golora/golora/trainers"
 )
@@ -19,6 +20,7 @@ type evalResult struct {
 	Format     string  `json:"data_format"`
 	Loss       float64 `json:"loss"`
 	Perplexity float64 `json:"perplexity"`
+	Split      string  `json:"split"`
 	Tokens     float64 `json:"tokens"`
 	Examples   int     `json:"examples"`
 }
@@ -27,8 +29,10 @@ func runEval(c *cli, args []string) error {
 	f := newFlags(c, "--base MODEL_DIR [--adapter ADAPTER_DIR] --data PATH [--json]",
 		"Prints the mean cross-entropy (nats per token) and perplexity of the model, with the\nadapter when one is given, on every loss token of --data: plain text cut into windows\nof --context tokens, or context||completion lines scored on the completion.",
 		"golora eval --base nano-model --adapter e2e-adapter --data valid.txt --json")
-	var base, adapter, data, format string
-	var batch, ctx int
+	var base, adapter, data, format, split string
+	var batch, ctx, validTokens int
+	var validFraction float64
+	var seed uint64
 	var asJSON bool
 	f.StringVar(&base, "base", "", "`MODEL_DIR`: base model folder")
 	f.StringVar(&adapter, "adapter", "", "`ADAPTER_DIR`: adapter folder to apply")
@@ -38,6 +42,10 @@ func runEval(c *cli, args []string) error {
 	co.register(f)
 	f.IntVar(&batch, "batch", 8, "sequences per forward pass")
 	f.IntVar(&ctx, "context", 0, "tokens per sequence (0: the model's context, at most 128)")
+	f.StringVar(&split, "split", "all", "the examples to score: all, or the train or valid part of finetune's --valid-fraction split\n(give the --seed, --valid-fraction and --context the training used)")
+	f.Float64Var(&validFraction, "valid-fraction", 0.1, "with --split: the share finetune held out")
+	f.Uint64Var(&seed, "seed", 1, "with --split: the seed of the split")
+	f.IntVar(&validTokens, "valid-tokens", 0, "with --split valid: score at most this many tokens, on evenly spaced examples, as finetune's\nvalidation does (default 65536 with --split valid, like finetune's; 0: all)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	pos, err := f.parse(args)
 	if err != nil {
@@ -48,6 +56,20 @@ func runEval(c *cli, args []string) error {
 	}
 	if batch < 1 {
 		return usagef("--batch %d: want ≥ 1", batch)
+	}
+	switch split {
+	case "all", "train", "valid":
+	default:
+		return usagef("--split %q: want all, train or valid", split)
+	}
+	if split != "all" && !(validFraction > 0 && validFraction < 1) {
+		return usagef("--valid-fraction %v: want in (0, 1) with --split %s", validFraction, split)
+	}
+	if validTokens < 0 {
+		return usagef("--valid-tokens %d: want ≥ 0 (0: all)", validTokens)
+	}
+	if !flagGiven(f, "valid-tokens") && split == "valid" {
+		validTokens = defaultValidTokens
 	}
 	if err := need("base", base); err != nil {
 		return err
@@ -62,6 +84,9 @@ func runEval(c *cli, args []string) error {
 	if ctx, err = contextFlag(ctx, m); err != nil {
 		return err
 	}
+	if err := checkEvalMemory(m.Config(), batch, ctx); err != nil {
+		return err
+	}
 	if _, err := loadAdapter(m, adapter); err != nil {
 		return err
 	}
@@ -70,11 +95,32 @@ func runEval(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	r, err := evaluate(m, ds, batch, ctx)
+	if split != "all" {
+		// Exactly finetune's split: the same loader, context, fraction and
+		// seed give the same examples on each side.
+		if ds.Len() < 2 {
+			return fmt.Errorf("--split %s: --data %s has %d example, too few to split", split, data, ds.Len())
+		}
+		tr, va, err := trainers.Split(ds, validFraction, seed)
+		if err != nil {
+			return fmt.Errorf("--valid-fraction: %w", err)
+		}
+		ds = tr
+		if split == "valid" {
+			ds = trainers.CapTokens(va, validTokens)
+		}
+	}
+	var onProgress func(trainers.EvalProgress)
+	if isTerminal(c.stderr) { // a bar on a terminal; nothing in logs and pipes
+		bar := newProgress(c.stderr, "eval", false)
+		onProgress = bar.evalProgress
+		defer bar.endLine()
+	}
+	r, err := evaluate(m, ds, batch, ctx, onProgress)
 	if err != nil {
 		return err
 	}
-	out := evalResult{Base: base, Adapter: adapter, Data: data, Format: fm,
+	out := evalResult{Base: base, Adapter: adapter, Data: data, Format: fm, Split: split,
 		Loss: r.Loss, Perplexity: r.Perplexity, Tokens: r.Tokens, Examples: r.Examples}
 	if asJSON {
 		return writeJSON(c.stdout, out)
@@ -96,10 +142,12 @@ func contextFlag(ctx int, m *gpt.Model) (int, error) {
 	return ctx, nil
 }
 
-// evaluate scores ds with m as it is (adapters included).
-func evaluate(m *gpt.Model, ds trainers.Dataset, batch, ctx int) (trainers.EvalResult, error) {
+// evaluate scores ds with m as it is (adapters included), reporting its
+// progress to progress (nil: none).
+func evaluate(m *gpt.Model, ds trainers.Dataset, batch, ctx int, progress func(trainers.EvalProgress)) (trainers.EvalResult, error) {
 	tc := trainers.DefaultConfig()
 	tc.Batch, tc.EvalBatch, tc.Context = batch, batch, ctx
+	tc.Observer.OnEvalProgress = progress
 	ev, err := trainers.New(m, tc)
 	if err != nil {
 		return trainers.EvalResult{}, err
@@ -129,6 +177,12 @@ func runMerge(c *cli, args []string) error {
 	if err := need("adapter", adapter); err != nil {
 		return err
 	}
+	// Merging must never modify its inputs: not the base folder (merging
+	// into it would apply the adapter twice on the next load), not the
+	// adapter.
+	if err := guardOutputs([]flagPath{{"out", out}}, []flagPath{{"base", base}, {"adapter", adapter}}); err != nil {
+		return err
+	}
 	if err := checkOutputDir("out", out, only(gpt.ConfigFile, gpt.WeightsFile)); err != nil {
 		return err
 	}
@@ -139,6 +193,16 @@ func runMerge(c *cli, args []string) error {
 	lm, err := loadAdapter(m, adapter)
 	if err != nil {
 		return err
+	}
+	// GPT-2's output head is the token embedding's table, so merging an
+	// update of wte would change the head too: refuse it in the flags'
+	// words (the library's error names its Go switch).
+	if paths, err := lm.Paths(lora.DefaultAdapter); err == nil {
+		for _, p := range paths {
+			if _, ok := lm.Layer(p).(*lora.Embedding); ok {
+				return fmt.Errorf("--adapter %s adapts the token embedding %s, whose table GPT-2's output head shares: merging it would change the head too; use the adapter unmerged (eval or generate --adapter), or train it without wte in --targets", adapter, p)
+			}
+		}
 	}
 	if err := lm.MergeAndUnload(); err != nil {
 		return fmt.Errorf("--adapter %s: %w", adapter, err)

@@ -94,6 +94,14 @@ func (f *flags) help(w io.Writer) {
 	}
 }
 
+// flagGiven reports whether the flag called name was set on the command
+// line.
+func flagGiven(f *flags, name string) bool {
+	given := false
+	f.Visit(func(fl *flag.Flag) { given = given || fl.Name == name })
+	return given
+}
+
 // listFlag is a flag that may be given several times.
 type listFlag []string
 
@@ -121,6 +129,9 @@ func checkInputFile(flagName, path string) error {
 	}
 	if st.IsDir() {
 		return fmt.Errorf("--%s %s: is a folder, want a file", flagName, path)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("--%s %s: not a regular file (a device or a pipe), want a file", flagName, path)
 	}
 	if st.Size() == 0 {
 		return fmt.Errorf("--%s %s: the file is empty", flagName, path)

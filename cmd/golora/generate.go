@@ -94,6 +94,9 @@ func runGenerate(c *cli, args []string) error {
 	if _, err := loadAdapter(m, adapter); err != nil {
 		return err
 	}
+	if v := m.Config().VocabSize; beams > v {
+		return usagef("--beams %d: want at most %d (the model's vocabulary: each beam continues with a different token)", beams, v)
+	}
 	opts := gpt.GenerateOptions{MaxNewTokens: maxNew, Temperature: temperature, TopK: topK, TopP: topP,
 		Seed: seed, Beams: beams, LengthPenalty: lengthPenalty, NoRepeatNGram: noRepeat}
 	ids := tok.Encode(prompt)
@@ -102,6 +105,9 @@ func runGenerate(c *cli, args []string) error {
 		if ids, cs, err = chatTurn(f, base, tok, chatTemplate, system, prompt, &opts); err != nil {
 			return err
 		}
+	}
+	if err := checkGenerateMemory(m, len(ids), opts); err != nil {
+		return err
 	}
 	gens, err := m.Generate([][]int{ids}, opts)
 	if err != nil {

@@ -34,6 +34,9 @@ func runGoDocQA(c *cli, args []string) error {
 	if maxConv < 0 {
 		return usagef("--max %d: want ≥ 0", maxConv)
 	}
+	if err := checkOutputFiles(flagPath{"out", out}, flagPath{"text", text}); err != nil {
+		return err
+	}
 	var list []string
 	for _, p := range strings.Split(pkgs, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -42,6 +45,9 @@ func runGoDocQA(c *cli, args []string) error {
 	}
 	root, err := experiments.FindGoRoot()
 	if err != nil {
+		return err
+	}
+	if err := guardOutputs([]flagPath{{"out", out}, {"text", text}}, []flagPath{{"goroot", root}}); err != nil {
 		return err
 	}
 	convs, docs, err := experiments.GoDocQA(root, experiments.GoDocOptions{Packages: list, Max: maxConv, Seed: seed})

@@ -23,14 +23,17 @@ import (
 type inspected struct {
 	Path string `json:"path"`
 	// Kind is "model", "adapter", "checkpoint" or "safetensors".
-	Kind     string            `json:"kind"`
-	Summary  string            `json:"summary"`
-	Config   map[string]any    `json:"config,omitempty"`
-	File     string            `json:"file"`
-	Bytes    int64             `json:"bytes"`
-	Metadata map[string]string `json:"metadata,omitempty"`
-	Tensors  []tensorInfo      `json:"tensors"`
-	Params   int               `json:"params"`
+	Kind    string `json:"kind"`
+	Summary string `json:"summary"`
+	// Explanation is a line on how the file stores what the summary says
+	// (an adapter in PEFT's block form), "" when there is nothing to add.
+	Explanation string            `json:"explanation,omitempty"`
+	Config      map[string]any    `json:"config,omitempty"`
+	File        string            `json:"file"`
+	Bytes       int64             `json:"bytes"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	Tensors     []tensorInfo      `json:"tensors"`
+	Params      int               `json:"params"`
 }
 
 type tensorInfo struct {
@@ -121,12 +124,7 @@ func inspectPath(path string) (*inspected, error) {
 		res.Summary = fmt.Sprintf("GPT-2 model: %d layers, %d heads, width %d, context %d, vocabulary %d, tokenizer %s",
 			cfg.NLayer, cfg.NHead, cfg.NEmbd, cfg.BlockSize, cfg.VocabSize, cfg.Tokenizer)
 	case "adapter":
-		res.Summary = fmt.Sprintf("LoRA adapter: r = %v, α = %v, targets %v, base %v",
-			res.Config["r"], res.Config["lora_alpha"], res.Config["target_modules"], res.Config["base_model_name_or_path"])
-		if g, ok := res.Config["golora"]; ok {
-			b, _ := json.Marshal(g)
-			res.Summary += ", golora " + string(b)
-		}
+		res.Summary, res.Explanation = adapterSummary(res.Config)
 	default:
 		if res.Metadata["format"] == trainers.CheckpointFormat {
 			res.Kind = "checkpoint"
@@ -152,6 +150,9 @@ func exists(path string) bool {
 // print writes the inspection as text: a summary and a table of tensors.
 func (r *inspected) print(w io.Writer) error {
 	fmt.Fprintf(w, "%s: %s\n", r.Path, r.Summary)
+	if r.Explanation != "" {
+		fmt.Fprintf(w, "  %s\n", r.Explanation)
+	}
 	fmt.Fprintf(w, "%s: %d tensors, %s parameters, %s bytes\n", r.File, len(r.Tensors), commas(r.Params), commas(int(r.Bytes)))
 	keys := make([]string, 0, len(r.Metadata))
 	for k := range r.Metadata {
@@ -160,6 +161,9 @@ func (r *inspected) print(w io.Writer) error {
 	sort.Strings(keys)
 	for _, k := range keys {
 		v := r.Metadata[k]
+		if k == safetensors.ChecksumKey {
+			v = "CRC-32C of every tensor (checked: the data is intact)"
+		}
 		if len(v) > 80 {
 			v = v[:77] + "..."
 		}
@@ -221,4 +225,57 @@ func commas(n int) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// adapterSummary describes an adapter from its adapter_config.json: the
+// rank and α asked for (golora's key when the adapter is in PEFT's block
+// form), and for the block form a line on how PEFT's r and lora_alpha
+// relate to them.
+func adapterSummary(cfg map[string]any) (summary, explanation string) {
+	targets := cfg["target_modules"]
+	r, alpha := cfg["r"], cfg["lora_alpha"]
+	g, _ := cfg["golora"].(map[string]any)
+	if g != nil {
+		if t, ok := g["targets"].([]any); ok {
+			targets = t
+		}
+		r, alpha = g["r"], g["lora_alpha"]
+	}
+	summary = fmt.Sprintf("LoRA adapter: r %v, α %v, targets %v, base %v", r, alpha, list(targets), cfg["base_model_name_or_path"])
+	if g == nil {
+		return summary, ""
+	}
+	summary += fmt.Sprintf("; stored in PEFT's block form as r %v, α %v", cfg["r"], cfg["lora_alpha"])
+	// The first layer in block form as the example.
+	sl, _ := g["slices"].(map[string]any)
+	layers := make([]string, 0, len(sl))
+	for l := range sl {
+		layers = append(layers, l)
+	}
+	if len(layers) == 0 {
+		return summary, ""
+	}
+	sort.Slice(layers, func(i, j int) bool { return naturalLess(layers[i], layers[j]) })
+	parts, _ := sl[layers[0]].([]any)
+	name := layers[0][strings.LastIndex(layers[0], ".")+1:]
+	scale := "α/r"
+	if on, _ := cfg["use_rslora"].(bool); on {
+		scale = "α/√r"
+	}
+	explanation = fmt.Sprintf("PEFT has no per-part LoRA: the %s parts of each fused %s are stored as one update of %d × r = %v with α %v, the same scale %s; golora reads back r %v, α %v",
+		list(parts), name, len(parts), cfg["r"], cfg["lora_alpha"], scale, r, alpha)
+	return summary, explanation
+}
+
+// list writes a JSON list of names as "q,v", anything else as it is.
+func list(v any) string {
+	items, ok := v.([]any)
+	if !ok {
+		return fmt.Sprint(v)
+	}
+	s := make([]string, len(items))
+	for i, x := range items {
+		s[i] = fmt.Sprint(x)
+	}
+	return strings.Join(s, ",")
 }

@@ -14,16 +14,19 @@ import (
 // at most ten times a second) or, when the output is not a terminal, a line
 // every tenth of the run and at each validation.
 type progress struct {
-	w       io.Writer
-	tty     bool
-	label   string
-	start   time.Time
-	last    time.Time
-	lastTen int
-	valid   float64 // last validation loss, 0 before any
-	drawn   bool
-	ranks   int   // data-parallel ranks (0: one process)
-	bytes   int64 // gradient bytes all-reduced per step
+	w         io.Writer
+	tty       bool
+	label     string
+	start     time.Time
+	last      time.Time
+	lastTen   int
+	valid     float64 // last validation loss, 0 before any
+	validStep int     // the step it was measured at
+	first     int     // steps done before this run (resumed)
+	drawn     bool
+	evalLast  time.Time // last validation progress shown
+	ranks     int       // data-parallel ranks (0: one process)
+	bytes     int64     // gradient bytes all-reduced per step
 }
 
 // newProgress returns a progress bar on w labelled label, or nil when quiet.
@@ -53,12 +56,54 @@ func (p *progress) observer() trainers.Observer {
 	return trainers.Observer{
 		OnStep: func(s trainers.StepInfo) { p.step(s.Step, s.TotalSteps, s.Loss, s.TokensPerSec) },
 		OnEval: func(e trainers.EvalInfo) {
-			p.valid = e.Loss
+			p.valid, p.validStep = e.Loss, e.Step
 			if !p.tty {
 				p.endLine()
-				fmt.Fprintf(p.w, "%s: step %d: validation loss %.4f\n", p.label, e.Step, e.Loss)
+				fmt.Fprintf(p.w, "%s: step %d: validation loss %.4f on %s tokens\n", p.label, e.Step, e.Loss, commas(int(e.Tokens)))
 			}
 		},
+		OnEvalProgress: p.evalProgress,
+	}
+}
+
+// resumed tells the bar that the run continues after step steps, so that
+// its speed and time left count only this run's steps.
+func (p *progress) resumed(step int) {
+	if p != nil {
+		p.first = step
+	}
+}
+
+// evalProgress shows a validation in progress: on a terminal in place of
+// the bar (at most ten times a second), otherwise a line every 5 seconds
+// once it has run that long.
+func (p *progress) evalProgress(e trainers.EvalProgress) {
+	if p == nil {
+		return
+	}
+	now := time.Now()
+	if e.Done == 0 {
+		p.evalLast = now
+		if !p.tty {
+			return
+		}
+	}
+	at := "" // the eval command validates no training step
+	if e.Step > 0 {
+		at = fmt.Sprintf(" step %d:", e.Step)
+	}
+	if p.tty {
+		if e.Done != 0 && e.Done != e.Total && now.Sub(p.last) < 100*time.Millisecond {
+			return
+		}
+		p.last = now
+		fmt.Fprintf(p.w, "\r\033[K%s:%s validating %d/%d examples", p.label, at, e.Done, e.Total)
+		p.drawn = true
+		return
+	}
+	if e.Done < e.Total && now.Sub(p.evalLast) >= 5*time.Second {
+		p.evalLast = now
+		fmt.Fprintf(p.w, "%s:%s validating, %d/%d examples\n", p.label, at, e.Done, e.Total)
 	}
 }
 
@@ -69,10 +114,10 @@ func (p *progress) step(step, total int, loss, tps float64) {
 	}
 	now := time.Now()
 	elapsed := now.Sub(p.start)
-	eta := time.Duration(float64(elapsed) / float64(step) * float64(total-step))
+	eta := time.Duration(float64(elapsed) / float64(max(1, step-p.first)) * float64(total-step))
 	info := fmt.Sprintf("%d/%d loss %.4f", step, total, loss)
 	if p.valid != 0 {
-		info += fmt.Sprintf(" valid %.4f", p.valid)
+		info += fmt.Sprintf(" valid %.4f (step %d)", p.valid, p.validStep)
 	}
 	if tps > 0 {
 		info += fmt.Sprintf(" %.0f tok/s", tps)

@@ -26,7 +26,7 @@ const (
 func runPretrain(c *cli, args []string) error {
 	f := newFlags(c, "--preset NAME --data PATH --out MODEL_DIR [--steps N …]",
 		"Trains a GPT-2 model from scratch on --data and writes it to --out as a Hugging Face\nmodel folder (config.json and model.safetensors).",
-		"golora pretrain --preset nano --data input.txt --out nano-model --steps 500")
+		"golora pretrain --preset nano --data input.txt --out nano-model --steps 100")
 	var t trainFlags
 	var preset, out string
 	var layers, heads, embd, blockSize int
@@ -68,10 +68,14 @@ func runPretrain(c *cli, args []string) error {
 		}
 		cfg.EmbdDropout, cfg.ResidDropout, cfg.AttnDropout = dropout, dropout, dropout
 	}
-	if err := cfg.Validate(); err != nil {
+	given := map[string]bool{"layers": layers > 0, "heads": heads > 0, "embd": embd > 0, "block-size": blockSize > 0, "dropout": dropout != -1}
+	if err := cfg.ValidateAs(presetFlagName(preset, given)); err != nil {
 		return usageError{err}
 	}
 	if err := need("data", t.data); err != nil {
+		return err
+	}
+	if err := t.guard(out, ""); err != nil {
 		return err
 	}
 	if err := checkOutputDir("out", out, only(gpt.ConfigFile, gpt.WeightsFile)); err != nil {
@@ -79,6 +83,9 @@ func runPretrain(c *cli, args []string) error {
 	}
 	tc, err := t.config(cfg.BlockSize, pretrainLR, out)
 	if err != nil {
+		return err
+	}
+	if err := checkTrainMemory(cfg, tc, int(cfg.ModelBytes(1)), true); err != nil {
 		return err
 	}
 	tok, err := gpt.NewTokenizer(cfg.Tokenizer)
@@ -96,7 +103,7 @@ func runPretrain(c *cli, args []string) error {
 	if err := m.Init(graph.NewRand(t.seed)); err != nil {
 		return err
 	}
-	res, leader, err := trainModel(c, &t, m, tc, train, valid, "pretrain")
+	res, leader, err := trainModel(c, &t, m, tc, train, valid, "pretrain", out)
 	if err != nil || !leader { // data-parallel: rank 0 writes
 		return err
 	}
@@ -114,7 +121,7 @@ func runPretrain(c *cli, args []string) error {
 func runFinetune(c *cli, args []string) error {
 	f := newFlags(c, "--base MODEL_DIR --data PATH --out ADAPTER_DIR [--rank R --alpha A --targets q,v …]",
 		"Trains a LoRA adapter on the base model: the base weights stay frozen and only the\nlow-rank matrices A and B of the target layers train. The adapter is written to --out\nas a PEFT folder (adapter_config.json and adapter_model.safetensors). With --full,\nevery weight trains instead and --out receives a whole model folder.",
-		"golora finetune --base nano-model --data e2e.txt --out e2e-adapter --rank 8 --alpha 16 --targets q,v --steps 300")
+		"golora finetune --base nano-model --data e2e.txt --out e2e-adapter --rank 8 --alpha 16 --targets q,v --steps 100")
 	var t trainFlags
 	var base, out, targets, bias, init string
 	var rank int
@@ -164,6 +171,9 @@ func runFinetune(c *cli, args []string) error {
 	if full {
 		allowed = only(gpt.ConfigFile, gpt.WeightsFile)
 	}
+	if err := t.guard(out, base); err != nil {
+		return err
+	}
 	if err := checkOutputDir("out", out, allowed); err != nil {
 		return err
 	}
@@ -187,15 +197,31 @@ func runFinetune(c *cli, args []string) error {
 		}
 	} else {
 		lc.Seed, lc.BaseModel = t.seed, base
+		if err := preCheckRank(m.Config(), rank, t.force); err != nil {
+			return err
+		}
 		if lm, err = lora.Inject(m, lc); err != nil {
 			return fmt.Errorf("--targets %s: %w", targets, err)
 		}
+		if err := checkRank(lm, rank, t.force); err != nil {
+			return err
+		}
+		warnTrainableShare(c, m.Params())
+	}
+	trainable := 0
+	for _, p := range m.Params() {
+		if p.Trainable {
+			trainable += p.Len()
+		}
+	}
+	if err := checkTrainMemory(m.Config(), tc, trainable, false); err != nil {
+		return err
 	}
 	train, valid, format, err := t.datasets(tok, tc.Context, c.stderr)
 	if err != nil {
 		return err
 	}
-	res, leader, err := trainModel(c, &t, m, tc, train, valid, "finetune")
+	res, leader, err := trainModel(c, &t, m, tc, train, valid, "finetune", out)
 	if err != nil || !leader { // data-parallel: rank 0 writes
 		return err
 	}
@@ -256,13 +282,17 @@ func loraFlags(rank int, alpha, dropout float64, targets, bias, init string, rsl
 	return lc, nil
 }
 
+// maxSteps bounds a run's steps: more would outlast any machine (and
+// their count overflows some arithmetic).
+const maxSteps = 1<<31 - 1
+
 // trainModel trains m's trainable parameters with the options of t,
-// drawing progress on stderr. Ctrl-C stops after the current step (writing
-// the checkpoint when one is configured). Started by an MPI launcher
-// (golora built with -tags mpi), it trains as one rank of a data-parallel
-// run: leader is false on every rank but 0, which writes nothing, and an
-// error on any rank stops the whole job.
-func trainModel(c *cli, t *trainFlags, m *gpt.Model, tc trainers.Config, train, valid trainers.Dataset, label string) (res trainers.Result, leader bool, err error) {
+// drawing progress on stderr, for the command writing to out. Ctrl-C stops
+// after the current step (writing the checkpoint when one is configured).
+// Started by an MPI launcher (golora built with -tags mpi), it trains as one
+// rank of a data-parallel run: leader is false on every rank but 0, which
+// writes nothing, and an error on any rank stops the whole job.
+func trainModel(c *cli, t *trainFlags, m *gpt.Model, tc trainers.Config, train, valid trainers.Dataset, label, out string) (res trainers.Result, leader bool, err error) {
 	world, err := joinWorld(c, t.dist.timeout)
 	if err != nil {
 		return res, false, err
@@ -275,6 +305,12 @@ func trainModel(c *cli, t *trainFlags, m *gpt.Model, tc trainers.Config, train, 
 	}
 	bar := newProgress(c.stderr, label, t.quiet || !leader)
 	tc.Observer = bar.observer()
+	tc.DataID = trainers.Fingerprint(train)
+	if leader { // the files are rank 0's
+		if err := removeStale(bar, label, tc.CheckpointPath, t.metrics, out); err != nil {
+			return trainers.Result{}, leader, err
+		}
+	}
 	tr, err := trainers.New(m, tc)
 	if err != nil {
 		return trainers.Result{}, leader, err
@@ -283,32 +319,76 @@ func trainModel(c *cli, t *trainFlags, m *gpt.Model, tc trainers.Config, train, 
 	if err := setCollective(tr, world, bar, label, tc.Batch); err != nil {
 		return trainers.Result{}, leader, err
 	}
+	if total := tr.Schedule(train.Len()).Total; total > maxSteps {
+		if t.steps > 0 {
+			return trainers.Result{}, leader, usagef("--steps %d: want at most %d", t.steps, maxSteps)
+		}
+		return trainers.Result{}, leader, usagef("--epochs %d: %d passes over %d examples take %d steps, more than %d; give fewer --epochs or --steps", t.epochs, t.epochs, train.Len(), total, maxSteps)
+	}
 	if t.resume != "" {
 		if err := checkInputFile("resume", t.resume); err != nil {
 			return trainers.Result{}, leader, err
 		}
-		if err := tr.Resume(t.resume); err != nil {
+		meta, err := trainers.ReadCheckpointMeta(t.resume)
+		if err != nil {
 			return trainers.Result{}, leader, fmt.Errorf("--resume %s: %w", t.resume, err)
 		}
+		if err := checkResume(t, tc, tr.Schedule(train.Len()).Total, meta); err != nil {
+			return trainers.Result{}, leader, err
+		}
+		if err := tr.Resume(t.resume); err != nil {
+			if errors.Is(err, trainers.ErrOtherModel) {
+				return trainers.Result{}, leader, fmt.Errorf("--resume %s was made for another base or other adapter flags (--targets, --rank, --full): %s", t.resume, after(err, trainers.ErrOtherModel))
+			}
+			return trainers.Result{}, leader, fmt.Errorf("--resume %s: %w", t.resume, err)
+		}
+		bar.resumed(tr.Step())
 		bar.message("%s: resumed at step %d from %s", label, tr.Step(), t.resume)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err = tr.TrainContext(ctx, train, valid)
+	res, trainErr := tr.TrainContext(ctx, train, valid)
 	bar.endLine()
-	if err != nil {
-		if errors.Is(err, context.Canceled) && tc.CheckpointPath != "" {
-			return res, leader, fmt.Errorf("%w; continue with --resume %s", err, tc.CheckpointPath)
-		}
-		return res, leader, err
+	stopped := errors.Is(trainErr, context.Canceled) && tc.CheckpointPath != ""
+	if trainErr != nil && !stopped {
+		return res, leader, trainErr
 	}
 	if t.metrics != "" && leader {
+		// On resume the history goes on from the checkpoint's step; after
+		// Ctrl-C it is written up to the checkpoint just saved.
+		b := metrics.Bytes()
+		if t.resume != "" {
+			if b, err = mergeMetrics(t.metrics, res.FirstStep, b); err != nil {
+				return res, leader, fmt.Errorf("--metrics %s: %w", t.metrics, err)
+			}
+		}
 		if err := makeParent(t.metrics); err != nil {
 			return res, leader, err
 		}
-		if err := writeFileAtomic(t.metrics, metrics.Bytes()); err != nil {
+		if err := writeFileAtomic(t.metrics, b); err != nil {
 			return res, leader, fmt.Errorf("--metrics %s: %w", t.metrics, err)
 		}
 	}
+	if stopped {
+		return res, leader, fmt.Errorf("%w; continue with --resume %s", trainErr, tc.CheckpointPath)
+	}
 	return res, leader, nil
+}
+
+// presetFlagName renders a model Config field as pretrain's flag, noting
+// values that come from the preset rather than the command line:
+// "--embd 50", "--embd 48 (preset nano's)".
+func presetFlagName(preset string, given map[string]bool) func(string, any) string {
+	flags := map[string]string{"NLayer": "layers", "NHead": "heads", "NEmbd": "embd", "BlockSize": "block-size",
+		"EmbdDropout": "dropout", "ResidDropout": "dropout", "AttnDropout": "dropout"}
+	return func(field string, v any) string {
+		name, ok := flags[field]
+		if !ok {
+			return fmt.Sprintf("the vocabulary of preset %s (%s %v)", preset, field, v)
+		}
+		if given[name] {
+			return fmt.Sprintf("--%s %v", name, v)
+		}
+		return fmt.Sprintf("--%s %v (preset %s's)", name, v, preset)
+	}
 }

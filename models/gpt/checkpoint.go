@@ -67,6 +67,9 @@ func ReadConfig(dir string) (Config, error) {
 // readConfig is ReadConfig that also returns the keys as read.
 func readConfig(dir string) (Config, hfConfig, error) {
 	path := filepath.Join(dir, ConfigFile)
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Size() > maxConfigSize {
+		return Config{}, hfConfig{}, fmt.Errorf("gpt: read config %s: %d bytes, more than a config can need (%d)", path, st.Size(), maxConfigSize)
+	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, hfConfig{}, fmt.Errorf("gpt: read config: %w", err)
@@ -143,7 +146,7 @@ func parseConfig(raw []byte, hasFiles bool) (Config, hfConfig, error) {
 		return Config{}, h, fmt.Errorf("no %q key and vocab_size %d is not GPT-2's %d: add \"%s\": \"bytes\" (or the name of the tokenizer the model was trained with)",
 			tokenizerKey, cfg.VocabSize, gpt2Vocab, tokenizerKey)
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.validate(HFName); err != nil {
 		return Config{}, h, err
 	}
 	return cfg, h, nil
@@ -209,6 +212,16 @@ func Load(dir string, dt graph.DType) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	path := filepath.Join(dir, WeightsFile)
+	f, err := readWeights(path)
+	if err != nil {
+		return nil, err
+	}
+	// The file must be able to hold the parameters config.json describes
+	// before anything that size is allocated.
+	if err := checkWeightsFit(cfg, dt, f.DataBytes()); err != nil {
+		return nil, fmt.Errorf("gpt: load %s: %w", dir, err)
+	}
 	m, err := assemble(cfg, dt) // readConfig validated cfg
 	if err != nil {
 		return nil, fmt.Errorf("gpt: load %s: %w", dir, err)
@@ -221,23 +234,28 @@ func Load(dir string, dt graph.DType) (*Model, error) {
 			return nil, fmt.Errorf("gpt: load %s: the tokenizer has %d ids but %s has vocab_size %d", dir, v, ConfigFile, cfg.VocabSize)
 		}
 	}
-	if err := m.loadWeights(filepath.Join(dir, WeightsFile)); err != nil {
+	if err := m.loadWeights(f, path); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-// loadWeights fills the base parameters from the safetensors file at path.
-func (m *Model) loadWeights(path string) error {
+// readWeights reads the safetensors file at path.
+func readWeights(path string) (*safetensors.File, error) {
 	f, err := safetensors.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			if _, berr := os.Stat(filepath.Join(filepath.Dir(path), "pytorch_model.bin")); berr == nil {
-				return fmt.Errorf("gpt: load: %w (the folder has only pytorch_model.bin: convert it to safetensors first)", err)
+				return nil, fmt.Errorf("gpt: load: %w (the folder has only pytorch_model.bin: convert it to safetensors first)", err)
 			}
 		}
-		return fmt.Errorf("gpt: load: %w", err)
+		return nil, fmt.Errorf("gpt: load: %w", err)
 	}
+	return f, nil
+}
+
+// loadWeights fills the base parameters from f, read from path.
+func (m *Model) loadWeights(f *safetensors.File, path string) error {
 	fail := func(tensor, format string, args ...any) error {
 		return fmt.Errorf("gpt: load %s: tensor %q: %s", path, tensor, fmt.Sprintf(format, args...))
 	}
@@ -402,7 +420,7 @@ func (m *Model) Save(dir string) error {
 				return err
 			}
 		}
-		return safetensors.WriteFile(filepath.Join(tmp, WeightsFile), tensors, map[string]string{"format": "pt"})
+		return safetensors.WriteFile(filepath.Join(tmp, WeightsFile), tensors, safetensors.WithChecksums(map[string]string{"format": "pt"}))
 	})
 	if err != nil {
 		return fmt.Errorf("gpt: save: %w", err)

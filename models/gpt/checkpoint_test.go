@@ -396,7 +396,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unscaled attention", edit(`"n_layer": 2`, `"n_layer": 2, "scale_attn_weights": false`), tensorsOf(src, plain), nil, []string{"scale_attn_weights"}},
 		{"no n_head", edit(`"n_head": 2,`, ``), tensorsOf(src, plain), nil, []string{"no n_head"}},
 		{"string size", edit(`"n_head": 2`, `"n_head": "2"`), tensorsOf(src, plain), nil, []string{ConfigFile, "n_head"}},
-		{"heads do not divide", edit(`"n_head": 2`, `"n_head": 3`), tensorsOf(src, plain), nil, []string{"NEmbd = 8 is not divisible by NHead = 3"}},
+		{"heads do not divide", edit(`"n_head": 2`, `"n_head": 3`), tensorsOf(src, plain), nil, []string{"n_embd 8 is not divisible by n_head 3"}},
 		{"no tokenizer key", edit(`,
   "golora_tokenizer": "bytes"`, ``), tensorsOf(src, plain), nil,
 			[]string{`no "golora_tokenizer" key`, "vocab_size 257"}},

@@ -90,37 +90,59 @@ func (c Config) NumParams() int {
 // ≥ 0, a dropout outside [0, 1), or a tokenizer that is unknown or has more
 // ids than VocabSize.
 func (c Config) Validate() error {
-	if err := c.validate(); err != nil {
+	if err := c.validate(goName); err != nil {
 		return fmt.Errorf("gpt: config: %w", err)
 	}
 	return nil
 }
 
-func (c Config) validate() error {
+// ValidateAs is Validate with each value named the way the user gave it:
+// name(field, value) renders a Config field (by its Go name, e.g. "NEmbd")
+// and its value, so that a command-line tool says "--embd 50" and a
+// config.json reader "n_embd 50". The error has no "gpt: " prefix.
+func (c Config) ValidateAs(name func(field string, value any) string) error {
+	return c.validate(name)
+}
+
+// goName renders a field as Go code names it: "NEmbd = 50".
+func goName(field string, v any) string { return fmt.Sprintf("%s = %v", field, v) }
+
+// HFName renders a field as config.json names it: "n_embd 50".
+func HFName(field string, v any) string {
+	keys := map[string]string{"NLayer": "n_layer", "NHead": "n_head", "NEmbd": "n_embd", "BlockSize": "n_positions",
+		"VocabSize": "vocab_size", "LayerNormEps": "layer_norm_epsilon", "EmbdDropout": "embd_pdrop",
+		"ResidDropout": "resid_pdrop", "AttnDropout": "attn_pdrop", "Tokenizer": tokenizerKey}
+	if k, ok := keys[field]; ok {
+		field = k
+	}
+	return fmt.Sprintf("%s %v", field, v)
+}
+
+func (c Config) validate(name func(string, any) string) error {
 	for _, f := range []struct {
 		name string
 		v    int
 	}{{"NLayer", c.NLayer}, {"NHead", c.NHead}, {"NEmbd", c.NEmbd}, {"BlockSize", c.BlockSize}, {"VocabSize", c.VocabSize}} {
 		if f.v <= 0 {
-			return fmt.Errorf("%s = %d, want > 0", f.name, f.v)
+			return fmt.Errorf("%s: want > 0", name(f.name, f.v))
 		}
 	}
 	if c.NEmbd%c.NHead != 0 {
-		return fmt.Errorf("NEmbd = %d is not divisible by NHead = %d", c.NEmbd, c.NHead)
+		return fmt.Errorf("%s is not divisible by %s (each head takes an equal share of the width)", name("NEmbd", c.NEmbd), name("NHead", c.NHead))
 	}
 	if math.IsNaN(c.LayerNormEps) || math.IsInf(c.LayerNormEps, 0) || c.LayerNormEps < 0 {
-		return fmt.Errorf("LayerNormEps = %v, want a finite value ≥ 0", c.LayerNormEps)
+		return fmt.Errorf("%s: want a finite value ≥ 0", name("LayerNormEps", c.LayerNormEps))
 	}
 	for _, f := range []struct {
 		name string
 		v    float64
 	}{{"EmbdDropout", c.EmbdDropout}, {"ResidDropout", c.ResidDropout}, {"AttnDropout", c.AttnDropout}} {
 		if !(f.v >= 0 && f.v < 1) {
-			return fmt.Errorf("%s = %v, want 0 ≤ p < 1", f.name, f.v)
+			return fmt.Errorf("%s: want 0 ≤ p < 1", name(f.name, f.v))
 		}
 	}
 	if c.Tokenizer == "" {
-		return errors.New(`Tokenizer is empty (want "bytes", "gpt2", "hf" or "none")`)
+		return fmt.Errorf(`%s: empty (want "bytes", "gpt2", "hf" or "none")`, name("Tokenizer", `""`))
 	}
 	if c.Tokenizer == TokenizerNone || c.Tokenizer == TokenizerHF {
 		return nil
@@ -130,7 +152,7 @@ func (c Config) validate() error {
 		return errors.New(strings.TrimPrefix(err.Error(), "gpt: "))
 	}
 	if v := tok.VocabSize(); v > c.VocabSize {
-		return fmt.Errorf("tokenizer %q has %d ids but VocabSize = %d", c.Tokenizer, v, c.VocabSize)
+		return fmt.Errorf("tokenizer %q has %d ids but %s", c.Tokenizer, v, name("VocabSize", c.VocabSize))
 	}
 	return nil
 }

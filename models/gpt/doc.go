@@ -61,4 +61,12 @@
 // file or tensor at fault. Graph-building methods (Logits, Loss, Embed,
 // Head) follow package graph's rule: a problem gives a failed node whose
 // error Compile reports.
+//
+// # Memory
+//
+// ModelBytes, TrainBytes, DecoderBytes and GenerateBytes estimate what a
+// model, a training step or evaluation batch, and a generation hold (every
+// graph node owns its output: the sum of the node sizes, plus a margin).
+// Load and Generate compare them with the memory available and return an
+// error wrapping ErrTooLarge rather than allocate what cannot fit.
 package gpt

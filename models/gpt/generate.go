@@ -199,6 +199,8 @@ func checkOptions(m Decodable, o GenerateOptions) error {
 		return bad("TopK = %d and TopP = %v need sampling (Temperature > 0)", o.TopK, o.TopP)
 	case o.Beams < 0:
 		return bad("Beams = %d, want ≥ 0", o.Beams)
+	case o.Beams > m.VocabSize():
+		return bad("Beams = %d, want at most VocabSize = %d (each beam continues with a different token)", o.Beams, m.VocabSize())
 	case o.Beams > 0 && sampling:
 		return bad("Beams = %d with Temperature = %v: beam search is deterministic (set Temperature to 0)", o.Beams, o.Temperature)
 	case !finite(o.LengthPenalty):
@@ -285,6 +287,10 @@ func (g *Generator) prepare(rows, longest int) error {
 	if g.step == nil || g.step.rows != rows || g.step.capacity < need {
 		if g.step != nil {
 			_ = g.step.Close()
+			g.step = nil
+		}
+		if err := g.checkGenerateMemory(rows/g.beams, longest); err != nil {
+			return err
 		}
 		var err error
 		if g.step, g.stepCache, err = NewDecoderFor(g.m, rows, 1, need); err != nil {

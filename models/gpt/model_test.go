@@ -64,7 +64,7 @@ func TestValidate(t *testing.T) {
 		{"negative eps", func(c *Config) { c.LayerNormEps = -1 }, "LayerNormEps"},
 		{"dropout 1", func(c *Config) { c.AttnDropout = 1 }, "AttnDropout = 1"},
 		{"negative dropout", func(c *Config) { c.EmbdDropout = -0.1 }, "EmbdDropout"},
-		{"no tokenizer", func(c *Config) { c.Tokenizer = "" }, "Tokenizer is empty"},
+		{"no tokenizer", func(c *Config) { c.Tokenizer = "" }, `Tokenizer = "": empty`},
 		{"unknown tokenizer", func(c *Config) { c.Tokenizer = "gpt-2" }, `"gpt-2"`},
 		{"vocab smaller than tokenizer", func(c *Config) { c.VocabSize = 100 }, `tokenizer "bytes" has 257 ids but VocabSize = 100`},
 	}

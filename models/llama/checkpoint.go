@@ -453,7 +453,7 @@ func (m *Model) SaveWith(dir string, o SaveOptions) error {
 				return err
 			}
 		}
-		meta := map[string]string{"format": "pt"}
+		meta := safetensors.WithChecksums(map[string]string{"format": "pt"})
 		if len(shards) == 1 {
 			return safetensors.WriteFile(filepath.Join(tmp, WeightsFile), shards[0], meta)
 		}

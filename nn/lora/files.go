@@ -73,6 +73,9 @@ type goloraKey struct {
 	// block form to its adapted parts, in layout order.
 	FusedParts map[string][]string `json:"fused_parts"`
 	Slices     map[string][]string `json:"slices"`
+	// Note explains, for a reader of the file, how the PEFT keys relate to
+	// the values asked for; readers ignore it.
+	Note string `json:"note,omitempty"`
 }
 
 // readConfig is adapter_config.json as read: the keys golora uses, with
@@ -204,7 +207,7 @@ func (m *Model) Save(dir, name string) error {
 		return fmt.Errorf("lora: save %s: %w", dir, err)
 	}
 	var weights bytes.Buffer
-	if err := safetensors.Write(&weights, tensors, map[string]string{"format": "pt"}); err != nil {
+	if err := safetensors.Write(&weights, tensors, safetensors.WithChecksums(map[string]string{"format": "pt"})); err != nil {
 		return fmt.Errorf("lora: save %s: %w", dir, err)
 	}
 	err = atomicfile.ReplaceDir(dir, func(tmp string) error {
@@ -310,7 +313,8 @@ func (m *Model) configJSON(st *adapterState, layout []layerTensors) ([]byte, err
 	}
 	if len(sliced) > 0 {
 		fc.Golora = &goloraKey{Format: 1, Targets: c.Targets, R: c.R, LoraAlpha: c.Alpha,
-			RankPattern: c.RankPattern, AlphaPattern: c.AlphaPattern, FusedParts: c.FusedParts, Slices: sliced}
+			RankPattern: c.RankPattern, AlphaPattern: c.AlphaPattern, FusedParts: c.FusedParts, Slices: sliced,
+			Note: blockNote(c, layout[0])}
 		// PEFT reads the block form: the first layer's r and alpha on top,
 		// exact per-layer patterns where another layer differs.
 		fc.R, fc.LoraAlpha = layout[0].fileRank, layout[0].fileAlpha
@@ -416,14 +420,14 @@ func (m *Model) LoadAdapter(dir, name string) error {
 	}
 	plans, err := m.resolve(cfg)
 	if err != nil {
-		return fail(fmt.Errorf("%s: %w", ConfigFile, err))
+		return fail(otherBase(fmt.Errorf("%s: %w", ConfigFile, err)))
 	}
 	if err := checkSlices(plans, sliced); err != nil {
-		return fail(fmt.Errorf("%s: %w", ConfigFile, err))
+		return fail(otherBase(fmt.Errorf("%s: %w", ConfigFile, err)))
 	}
 	extras, err := m.resolveExtras(cfg, plans)
 	if err != nil {
-		return fail(fmt.Errorf("%s: %w", ConfigFile, err))
+		return fail(otherBase(fmt.Errorf("%s: %w", ConfigFile, err)))
 	}
 	layout := m.fileLayout(cfg, plans)
 	if err := checkBlockForm(cfg, peft, layout, m.KeyPrefix); err != nil {
@@ -448,7 +452,11 @@ func (m *Model) LoadAdapter(dir, name string) error {
 		return fail(fmt.Errorf("%s: %w", WeightsFile, err))
 	}
 	if err := checkKeys(names, want); err != nil {
-		return fail(fmt.Errorf("%s: %w", WeightsFile, err))
+		err = fmt.Errorf("%s: %w", WeightsFile, err)
+		if hostMismatch(names, want) {
+			err = otherBase(err)
+		}
+		return fail(err)
 	}
 	read := func(key string, rank int) ([]float64, error) {
 		v, shape, err := f.Float64s(stored[key])
@@ -466,7 +474,11 @@ func (m *Model) LoadAdapter(dir, name string) error {
 					hint = fmt.Sprintf(" (rank %d in the file, %d from %s)", shape[r], rank, ConfigFile)
 				}
 			}
-			return nil, fmt.Errorf("%s: tensor %q has shape %v, want %v%s", WeightsFile, key, shape, want[key], hint)
+			err := fmt.Errorf("%s: tensor %q has shape %v, want %v%s", WeightsFile, key, shape, want[key], hint)
+			if hint == "" { // the file agrees with itself, not with this host
+				err = otherBase(err)
+			}
+			return nil, err
 		}
 		for i, x := range v {
 			if math.IsNaN(x) || math.IsInf(x, 0) {
