@@ -34,15 +34,26 @@ func Fingerprint(ds Dataset) string {
 		for _, t := range ex.Tokens {
 			buf = binary.AppendVarint(buf, int64(t))
 		}
+		// A per-token mask (chat data) decides what is scored as much as
+		// PromptLen does: a changed template or mask is other data.
+		buf = binary.AppendVarint(buf, int64(len(ex.Mask)))
+		for _, m := range ex.Mask {
+			b := int64(0)
+			if m {
+				b = 1
+			}
+			buf = binary.AppendVarint(buf, b)
+		}
 		h.Write(buf)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // LossTokens is the number of targets of ex that carry loss before any
-// truncation to a context: the tokens after the first and after the prompt.
+// truncation to a context: the tokens after the first and after the prompt,
+// or, for an example with a per-token Mask, the masked ones (Example.Target).
 func LossTokens(ex Example) int {
-	return max(0, len(ex.Tokens)-max(ex.PromptLen, 1))
+	return TargetsWithin(ex, 0)
 }
 
 // CapTokens returns ds when its examples hold at most maxTokens loss tokens

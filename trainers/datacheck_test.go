@@ -22,6 +22,9 @@ func TestFingerprint(t *testing.T) {
 			s.Examples[2].Tokens = s.Examples[2].Tokens[1:]
 		},
 		"an extra token": func(s *ExampleSet) { s.Examples[4].Tokens = append(s.Examples[4].Tokens, 0) },
+		"a mask added": func(s *ExampleSet) {
+			s.Examples[5].Mask = make([]bool, len(s.Examples[5].Tokens))
+		},
 	}
 	for name, edit := range edits {
 		s := promptData(20, 12, 1)
@@ -30,11 +33,41 @@ func TestFingerprint(t *testing.T) {
 			t.Errorf("changing %s keeps the fingerprint", name)
 		}
 	}
+	// Per-token masks (chat data): flipping one scored token is other data.
+	masked := func(flip bool) *ExampleSet {
+		s := promptData(20, 12, 1)
+		for i := range s.Examples {
+			ex := &s.Examples[i]
+			ex.Mask = make([]bool, len(ex.Tokens))
+			for j := range ex.Mask {
+				ex.Mask[j] = j%3 == 0
+			}
+		}
+		if flip {
+			s.Examples[6].Mask[3] = !s.Examples[6].Mask[3]
+		}
+		return s
+	}
+	if Fingerprint(masked(false)) == Fingerprint(masked(true)) {
+		t.Error("changing one token's mask keeps the fingerprint")
+	}
 	// Another window length of the same text is other data.
 	a, _ := NewTextDataset(markovTokens(200, 12, 1), 8)
 	b, _ := NewTextDataset(markovTokens(200, 12, 1), 9)
 	if Fingerprint(a) == Fingerprint(b) || Fingerprint(nil) != "" {
 		t.Error("windows of 8 and 9 tokens share a fingerprint, or nil has one")
+	}
+}
+
+func TestLossTokensCountsMaskedTargets(t *testing.T) {
+	ex := Example{Tokens: []int{5, 6, 7, 8, 9, 10}, PromptLen: 1, Mask: []bool{true, true, false, true, false, true}}
+	// Target j ≥ 1 only: positions 1, 3 and 5 are scored; the prompt length is ignored.
+	if got := LossTokens(ex); got != 3 {
+		t.Errorf("LossTokens with a mask = %d, want 3", got)
+	}
+	ex.Mask = nil
+	if got := LossTokens(ex); got != 5 {
+		t.Errorf("LossTokens without a mask = %d, want 5", got)
 	}
 }
 
