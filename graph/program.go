@@ -68,6 +68,8 @@ type Program struct {
 	fwd, full           *executor
 	last                *executor        // the executor of the last successful run
 	readable            map[*G.Node]bool // the outputs and the loss
+	opt                 ExecOptions
+	arena               *arena // storage the executors hand out by liveness
 }
 
 // Compile finishes the graph. loss (a scalar, or nil for an inference-only
@@ -242,7 +244,10 @@ func (p *Program) exec(e **executor, roots []*G.Node) error {
 		return fmt.Errorf("graph: run: %w", err)
 	}
 	if *e == nil {
-		x, err := newExecutor(p.b.g, roots)
+		if p.arena == nil {
+			p.arena = newArena()
+		}
+		x, err := newExecutor(p.b.g, roots, p.opt, p.arena)
 		if err != nil {
 			return err
 		}
@@ -331,9 +336,19 @@ func (p *Program) SetRNGState(s []byte) error {
 	return nil
 }
 
-// Close releases the program's plans; the Program must not be run after.
+// SetExecOptions switches optimisations of the executor off (see
+// ExecOptions); the program is planned again at its next run. Values are the
+// same with any options, up to the rounding of a different order of
+// additions (see "Running" in the package documentation).
+func (p *Program) SetExecOptions(o ExecOptions) {
+	p.opt = o
+	p.fwd, p.full, p.last, p.arena = nil, nil, nil, nil
+}
+
+// Close releases the program's plans and storage; the Program must not be
+// run after.
 func (p *Program) Close() error {
-	p.fwd, p.full, p.last = nil, nil, nil
+	p.fwd, p.full, p.last, p.arena = nil, nil, nil, nil
 	return nil
 }
 
