@@ -84,7 +84,7 @@ func runGenerate(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	bs := m.Config().BlockSize
+	bs := m.ContextSize()
 	if maxNew == 0 {
 		maxNew = min(64, bs)
 	}
@@ -94,7 +94,7 @@ func runGenerate(c *cli, args []string) error {
 	if _, err := loadAdapter(m, adapter); err != nil {
 		return err
 	}
-	if v := m.Config().VocabSize; beams > v {
+	if v := m.VocabSize(); beams > v {
 		return usagef("--beams %d: want at most %d (the model's vocabulary: each beam continues with a different token)", beams, v)
 	}
 	opts := gpt.GenerateOptions{MaxNewTokens: maxNew, Temperature: temperature, TopK: topK, TopP: topP,
