@@ -205,6 +205,9 @@ func runMerge(c *cli, args []string) error {
 			}
 		}
 	}
+	// An untied head has its own weight: an embedding update merges into
+	// the embedding alone.
+	lm.MergeEmbeddings = !m.shape.tiedHead()
 	if err := lm.MergeAndUnload(); err != nil {
 		return fmt.Errorf("--adapter %s: %w", adapter, err)
 	}

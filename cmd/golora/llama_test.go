@@ -237,3 +237,25 @@ func TestLlamaGenerateStopsAtAnyEOS(t *testing.T) {
 		t.Errorf("with eos_token_id [%d, %d]: stop %d after %v; want a stop at %d (first at %d of %v)", other, stop, g2.StopToken, g2.Tokens, stop, first, g.Tokens)
 	}
 }
+
+// TestLlamaMergeEmbeddingUntied: an adapter on embed_tokens of a model with
+// a separate lm_head merges (into the embedding alone), and the merged
+// model scores as the unmerged adapter does.
+func TestLlamaMergeEmbeddingUntied(t *testing.T) {
+	dir := filepath.Join("testdata", "llama_eval")
+	base, text := filepath.Join(dir, "qwen3"), filepath.Join(dir, "text.txt")
+	tmp := t.TempDir()
+	ad, merged := filepath.Join(tmp, "ad"), filepath.Join(tmp, "merged")
+	mustRun(t, "finetune", "--base", base, "--data", text, "--out", ad, "--targets", "embed_tokens,q_proj,lm_head",
+		"--rank", "2", "--steps", "3", "--context", "16", "--batch", "2", "--lr", "1e-2", "--valid-fraction", "0", "--quiet")
+	mustRun(t, "merge", "--base", base, "--adapter", ad, "--out", merged)
+	loss := func(args ...string) float64 {
+		r := mustRun(t, append([]string{"eval", "--data", text, "--context", "16", "--json"}, args...)...)
+		var e evalResult
+		decodeJSON(t, r.stdout, &e)
+		return e.Loss
+	}
+	if lu, lm := loss("--base", base, "--adapter", ad), loss("--base", merged); math.Abs(lu-lm) > 1e-5 {
+		t.Errorf("merged loss %.7f, unmerged %.7f", lm, lu)
+	}
+}
