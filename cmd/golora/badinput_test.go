@@ -144,6 +144,12 @@ func badInputs() []badInput {
 
 		// Model shapes.
 		{"model shape", "unknown --preset", pt("--preset huge"), 2, []string{`--preset "huge"`}, nil},
+		{"model shape", "unknown --arch", pt("--arch gpt3"), 2, []string{`--arch "gpt3": want one of gpt2, llama, mistral, qwen2, qwen3`}, nil},
+		{"model shape", "a GPT-2 preset with --arch llama", pt("--arch llama --preset mini"), 2, []string{`--preset "mini": with --arch llama want nano or micro`}, nil},
+		{"model shape", "the benchmark-only Llama preset", pt("--preset smollm2-135M"), 2, []string{"without a tokenizer to read --data"}, nil},
+		{"model shape", "--dropout on a Llama", pt("--arch qwen3 --dropout 0.1"), 2, []string{"Llama-family models have no dropout"}, nil},
+		{"model shape", "Llama: --heads not dividing --embd", pt("--arch llama --heads 3"), 2, []string{"--embd 16 is not divisible by --heads 3"}, nil},
+		{"model shape", "Llama: an odd head width", pt("--arch llama --heads 16"), 2, []string{"--embd 16 / --heads 16 = 1: rotary embeddings need an even head width"}, nil},
 		{"model shape", "--layers -1", pt("--layers -1"), 2, []string{"--layers -1"}, nil},
 		{"model shape", "--heads that do not divide --embd", pt("--heads 3"), 2, []string{"--embd 16 is not divisible by --heads 3"}, nil},
 		{"model shape", "--heads that do not divide the preset's width", "pretrain --data code.txt --out o --heads 5 --quiet", 2, []string{"--embd 48 (preset nano's) is not divisible by --heads 5"}, nil},

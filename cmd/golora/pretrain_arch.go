@@ -100,6 +100,12 @@ func pretrainShape(arch, preset string, layers, heads, embd, blockSize int, drop
 	if blockSize > 0 {
 		cfg.MaxPositions = blockSize
 	}
+	switch {
+	case cfg.Hidden%cfg.Heads != 0:
+		return nil, usagef("--embd %d is not divisible by --heads %d", cfg.Hidden, cfg.Heads)
+	case cfg.Hidden/cfg.Heads%2 != 0:
+		return nil, usagef("--embd %d / --heads %d = %d: rotary embeddings need an even head width", cfg.Hidden, cfg.Heads, cfg.Hidden/cfg.Heads)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, usagef("--arch %s --preset %s%s: %v", arch, preset, sizeFlags(layers, heads, embd, blockSize), err)
 	}
