@@ -9,16 +9,24 @@ import (
 	"github.com/golora/golora/graph"
 	"github.com/golora/golora/internal/benchutil"
 	"github.com/golora/golora/models/gpt"
+	"github.com/golora/golora/models/llama"
+	"github.com/golora/golora/nn"
 	"github.com/golora/golora/nn/lora"
 	"github.com/golora/golora/trainers"
 )
 
 // BenchConfig is one model shape and batch to benchmark.
 type BenchConfig struct {
-	Name    string `json:"name"`
+	Name string `json:"name"`
+	// Arch is the architecture: "" or "gpt2" (GPT-2), or "llama" (a
+	// Llama-family decoder of package llama, with KVHeads key/value heads
+	// and an MLP of width FFN).
+	Arch    string `json:"arch,omitempty"`
 	Layers  int    `json:"layers"`
 	Embd    int    `json:"embd"`
 	Heads   int    `json:"heads"`
+	KVHeads int    `json:"kv_heads,omitempty"`
+	FFN     int    `json:"ffn,omitempty"`
 	Context int    `json:"context"` // tokens per sequence, also the model's BlockSize
 	Batch   int    `json:"batch"`   // sequences per training step
 	Vocab   int    `json:"vocab"`
@@ -31,14 +39,16 @@ type BenchConfig struct {
 }
 
 // BenchConfigNames lists the standard configurations, fastest first; the
-// last, "gpt2-124M", is slow (minutes).
-func BenchConfigNames() []string { return []string{"tiny", "small", "gpt2-124M"} }
+// last two, "gpt2-124M" and "smollm2-135M", are slow (minutes).
+func BenchConfigNames() []string { return []string{"tiny", "small", "gpt2-124M", "smollm2-135M"} }
 
 // StandardBenchConfig returns a standard configuration by name:
 //
 //	tiny       2 layers, d 64,  4 heads,  context 64,  batch 16, vocab 96
 //	small      4 layers, d 128, 4 heads,  context 128, batch 16, vocab 96
 //	gpt2-124M  12 layers, d 768, 12 heads, context 256, batch 4,  vocab 50257
+//	smollm2-135M  Llama: 30 layers, d 576, 9 heads (3 key/value), FFN 1536,
+//	           context 256, batch 4, vocab 49152; LoRA on all linear layers
 //
 // (the shapes of the PyTorch measurements in the project's notes, so the two
 // can be compared).
@@ -50,6 +60,9 @@ func StandardBenchConfig(name string) (BenchConfig, error) {
 		return BenchConfig{Name: name, Layers: 4, Embd: 128, Heads: 4, Context: 128, Batch: 16, Vocab: 96, Steps: 8, Warmup: 2, LatencyRuns: 15}, nil
 	case "gpt2-124M":
 		return BenchConfig{Name: name, Layers: 12, Embd: 768, Heads: 12, Context: 256, Batch: 4, Vocab: 50257, Steps: 2, Warmup: 1, LatencyRuns: 3}, nil
+	case "smollm2-135M":
+		return BenchConfig{Name: name, Arch: "llama", Layers: 30, Embd: 576, Heads: 9, KVHeads: 3, FFN: 1536, Context: 256, Batch: 4, Vocab: 49152,
+			Steps: 2, Warmup: 1, LatencyRuns: 3}, nil
 	}
 	return BenchConfig{}, fmt.Errorf("experiments: unknown bench config %q (want one of %v)", name, BenchConfigNames())
 }
@@ -94,7 +107,8 @@ type BenchConfigResult struct {
 	Params int `json:"params"`
 
 	// Training throughput, input tokens per second of timed steps: LoRA r=8
-	// (α=16) on q and v, and full fine-tuning, both AdamW.
+	// (α=16) on q and v (on every linear layer of a Llama), and full
+	// fine-tuning, both AdamW.
 	LoRATrainable      int     `json:"lora_trainable_params"`
 	LoRATokensPerSec   float64 `json:"lora_tokens_per_sec"`
 	FullTokensPerSec   float64 `json:"full_tokens_per_sec"`
@@ -159,23 +173,45 @@ func Bench(opt BenchOptions) (*BenchResult, error) {
 	return res, nil
 }
 
-// benchModel builds and initialises the model of c. Benchmarks feed random
-// ids, so the model has no text tokenizer and any vocabulary size.
-func benchModel(c BenchConfig, seed uint64) (*gpt.Model, error) {
-	cfg := gpt.Config{NLayer: c.Layers, NHead: c.Heads, NEmbd: c.Embd, BlockSize: c.Context,
-		VocabSize: c.Vocab, LayerNormEps: 1e-5, Tokenizer: gpt.TokenizerNone}
-	m, err := gpt.New(cfg, graph.Float32)
-	if err != nil {
-		return nil, err
-	}
-	if err := m.Init(graph.NewRand(seed)); err != nil {
-		return nil, err
-	}
-	return m, nil
+// benchHost is a benchmark model: GPT-2 or a Llama-family decoder.
+type benchHost interface {
+	ForwardModel
+	nn.Host
+	BaseParams() []*graph.Param
 }
 
-// benchLoRA is the adapter every benchmark trains: r = 8, α = 16 on q and v.
-func benchLoRA(seed uint64) lora.Config {
+// benchModel builds and initialises the model of c. Benchmarks feed random
+// ids, so the model has no text tokenizer and any vocabulary size.
+func benchModel(c BenchConfig, seed uint64) (benchHost, error) {
+	switch c.Arch {
+	case "", "gpt2":
+		cfg := gpt.Config{NLayer: c.Layers, NHead: c.Heads, NEmbd: c.Embd, BlockSize: c.Context,
+			VocabSize: c.Vocab, LayerNormEps: 1e-5, Tokenizer: gpt.TokenizerNone}
+		m, err := gpt.New(cfg, graph.Float32)
+		if err != nil {
+			return nil, err
+		}
+		return m, m.Init(graph.NewRand(seed))
+	case llama.ArchLlama:
+		// SmolLM2's settings beyond the shape: θ 100000, ε 1e-5, tied head.
+		cfg := llama.Config{Arch: llama.ArchLlama, NumLayers: c.Layers, Hidden: c.Embd, Intermediate: c.FFN,
+			Heads: c.Heads, KVHeads: c.KVHeads, VocabSize: c.Vocab, MaxPositions: c.Context, RMSNormEps: 1e-5,
+			RoPE: graph.RoPEConfig{Theta: 100000}, TieEmbeddings: true, BOS: -1, Tokenizer: llama.TokenizerNone}
+		m, err := llama.New(cfg, graph.Float32)
+		if err != nil {
+			return nil, err
+		}
+		return m, m.Init(graph.NewRand(seed))
+	}
+	return nil, fmt.Errorf("unknown architecture %q (want gpt2 or llama)", c.Arch)
+}
+
+// benchLoRA is the adapter every benchmark trains: r = 8, α = 16 on q and
+// v of GPT-2, on every linear layer of a Llama (PEFT's all-linear).
+func benchLoRA(c BenchConfig, seed uint64) lora.Config {
+	if c.Arch == llama.ArchLlama {
+		return lora.Config{R: 8, Alpha: 16, Targets: []string{"all-linear"}, Seed: seed}
+	}
 	return lora.Config{R: 8, Alpha: 16, Targets: []string{"q", "v"}, Seed: seed}
 }
 
@@ -195,7 +231,7 @@ func benchOne(c BenchConfig, seed uint64, progress func(string), coll trainers.C
 		}
 		r.Params = graph.CountParams(m.BaseParams())
 		if mode == "lora" {
-			lm, err := lora.Inject(m, benchLoRA(seed))
+			lm, err := lora.Inject(m, benchLoRA(c, seed))
 			if err != nil {
 				return r, err
 			}
@@ -239,7 +275,7 @@ func benchOne(c BenchConfig, seed uint64, progress func(string), coll trainers.C
 	if r.LatencyBaseMs, _, err = lat(); err != nil {
 		return r, err
 	}
-	lm, err := lora.Inject(m, benchLoRA(seed))
+	lm, err := lora.Inject(m, benchLoRA(c, seed))
 	if err != nil {
 		return r, err
 	}
@@ -267,7 +303,7 @@ func benchOne(c BenchConfig, seed uint64, progress func(string), coll trainers.C
 // benchTrain trains m's trainable parameters on random tokens and returns
 // the tokens/s and ms/step of the timed steps, the peak heap in MiB and, for
 // a data-parallel run over coll, the gradient bytes a step all-reduced.
-func benchTrain(m *gpt.Model, c BenchConfig, seed uint64, coll trainers.Collective) (tps, msStep, peakMiB float64, bytes int64, err error) {
+func benchTrain(m trainers.LanguageModel, c BenchConfig, seed uint64, coll trainers.Collective) (tps, msStep, peakMiB float64, bytes int64, err error) {
 	steps := c.Warmup + c.Steps
 	toks := benchutil.RandomTokens(c.Batch*steps*c.Context+1, m.VocabSize(), seed)
 	ds, err := trainers.NewTextDataset(toks, c.Context)

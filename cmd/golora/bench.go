@@ -11,7 +11,7 @@ import (
 
 func runBench(c *cli, args []string) error {
 	f := newFlags(c, "[--configs tiny,small|all] [--json]",
-		"Measures, on random tokens, the training throughput of LoRA (r = 8 on q and v) and of\nfull fine-tuning, the latency of one batch-1 forward pass for the base model and with\nan adapter unmerged and merged, and the peak Go heap of each, for standard shapes:\n  tiny       2 layers, d 64, 4 heads, context 64, batch 16, vocab 96\n  small      4 layers, d 128, 4 heads, context 128, batch 16, vocab 96\n  gpt2-124M  GPT-2 small's shape, context 256, batch 4, vocab 50257 (slow: minutes)\nTimings depend on the machine's load; compare numbers taken together.",
+		"Measures, on random tokens, the training throughput of LoRA (r = 8 on q and v; on all\nlinear layers of a Llama shape) and of full fine-tuning, the latency of one batch-1 forward pass for the base model and with\nan adapter unmerged and merged, and the peak Go heap of each, for standard shapes:\n  tiny       2 layers, d 64, 4 heads, context 64, batch 16, vocab 96\n  small      4 layers, d 128, 4 heads, context 128, batch 16, vocab 96\n  gpt2-124M  GPT-2 small's shape, context 256, batch 4, vocab 50257 (slow: minutes)\n  smollm2-135M  SmolLM2-135M's Llama shape: 30 layers, d 576, 9 heads (3 key/value), FFN 1536,\n             context 256, batch 4, vocab 49152; LoRA on all linear layers (slow: minutes)\nTimings depend on the machine's load; compare numbers taken together.",
 		"golora bench --configs tiny --json > bench.json")
 	var configs string
 	var steps, warmup, runs int
@@ -19,7 +19,7 @@ func runBench(c *cli, args []string) error {
 	var asJSON bool
 	var threads int
 	var dist distFlags
-	f.StringVar(&configs, "configs", "tiny,small", "comma-separated configurations (tiny, small, gpt2-124M) or all")
+	f.StringVar(&configs, "configs", "tiny,small", "comma-separated configurations (tiny, small, gpt2-124M, smollm2-135M) or all")
 	f.IntVar(&threads, "threads", 0, "threads (GOMAXPROCS) per process (0: the Go default, one per CPU); under mpirun -np N\nthe training runs data-parallel on N ranks × this many threads, and latency is skipped")
 	dist.register(f)
 	f.IntVar(&steps, "steps", 0, "timed training steps per mode (0: each configuration's own)")

@@ -20,7 +20,7 @@ type generation struct {
 
 func runGenerate(c *cli, args []string) error {
 	f := newFlags(c, "--base MODEL_DIR [--adapter ADAPTER_DIR] --prompt TEXT [--max-new-tokens N …]",
-		"Continues --prompt with the model (and the adapter, when one is given) and prints the\nprompt followed by the continuation. Decoding is greedy unless --temperature > 0\n(sampling, optionally restricted by --top-k and --top-p) or --beams ≥ 1 (beam search).\nIt stops at the end-of-text token or after --max-new-tokens tokens.",
+		"Continues --prompt with the model (and the adapter, when one is given) and prints the\nprompt followed by the continuation. Decoding is greedy unless --temperature > 0\n(sampling, optionally restricted by --top-k and --top-p) or --beams ≥ 1 (beam search).\nIt stops at the end-of-text token (for a Llama-family folder, at any eos id of its\ngeneration_config.json or config.json) or after --max-new-tokens tokens.",
 		`golora generate --base nano-model --adapter e2e-adapter --prompt "name[The Eagle] | food[French]||" --beams 4`)
 	var base, adapter, prompt string
 	var maxNew, topK, beams, noRepeat int
@@ -84,7 +84,7 @@ func runGenerate(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	bs := m.Config().BlockSize
+	bs := m.ContextSize()
 	if maxNew == 0 {
 		maxNew = min(64, bs)
 	}
@@ -94,7 +94,7 @@ func runGenerate(c *cli, args []string) error {
 	if _, err := loadAdapter(m, adapter); err != nil {
 		return err
 	}
-	if v := m.Config().VocabSize; beams > v {
+	if v := m.VocabSize(); beams > v {
 		return usagef("--beams %d: want at most %d (the model's vocabulary: each beam continues with a different token)", beams, v)
 	}
 	opts := gpt.GenerateOptions{MaxNewTokens: maxNew, Temperature: temperature, TopK: topK, TopP: topP,
