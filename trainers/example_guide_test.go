@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/golora/golora/graph"
+	"github.com/golora/golora/models/gpt"
 	"github.com/golora/golora/trainers"
 )
 
@@ -214,7 +215,11 @@ func ExampleLoadText() {
 	if err := os.WriteFile(path, []byte("package main\n\nfunc main() {}\n"), 0o644); err != nil {
 		log.Fatal(err)
 	}
-	ds, err := trainers.LoadText(path, guideBytes, 8) // 29 bytes: ⌊28/8⌋ windows
+	tok, err := gpt.NewTokenizer("bytes")
+	if err != nil {
+		log.Fatal(err)
+	}
+	ds, err := trainers.LoadText(path, tok, 8) // 29 bytes: ⌊28/8⌋ windows
 	if err != nil {
 		log.Fatal(err)
 	}

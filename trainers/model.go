@@ -22,7 +22,10 @@ type LanguageModel interface {
 }
 
 // Encoder turns text into token ids (a gpt.Tokenizer is one). EOT is the end-of-text id appended
-// after each completion (GPT-2: 50256).
+// after each completion (GPT-2: 50256). An Encoder that also has
+// EncodeChecked(text) ([]int, error) (gpt.CheckedEncoder) is encoded through
+// it, so a codec error is returned by LoadText and ParseCompletions rather
+// than lost.
 type Encoder interface {
 	Encode(text string) []int
 	EOT() int

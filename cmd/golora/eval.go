@@ -251,7 +251,7 @@ func runTokenize(c *cli, args []string) error {
 		if err != nil {
 			return err
 		}
-		encode = func(s string) ([]int, error) { return tok.Encode(s), nil }
+		encode = func(s string) ([]int, error) { return gpt.EncodeText(tok, s) }
 	case tokName != "":
 		st, err := os.Stat(tokName)
 		if err != nil {
@@ -275,7 +275,7 @@ func runTokenize(c *cli, args []string) error {
 		if err != nil {
 			return fmt.Errorf("--base %s: %w", base, err)
 		}
-		encode = func(s string) ([]int, error) { return tok.Encode(s), nil }
+		encode = func(s string) ([]int, error) { return gpt.EncodeText(tok, s) }
 	default:
 		return usagef("--base is required (or --tokenizer)")
 	}
