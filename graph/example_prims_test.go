@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/golora/golora/graph"
+	"gonum.org/v1/gonum/mat"
 )
 
 // MatMul multiplies with optional transposes; gradients are products too.
@@ -220,4 +221,13 @@ func ExampleBuilder_Dot() {
 	// Output:
 	// digraph fullGraph {
 	// true true
+}
+
+// ParamMatrix copies a 2-D parameter into a gonum matrix for analysis.
+func ExampleParamMatrix() {
+	p, _ := graph.NewParamFrom("A", []float32{1, 2, 3, 4, 5, 6}, 3, 2)
+	a, err := graph.ParamMatrix(p)
+	fmt.Println(err, a.At(2, 1), mat.Formatted(a.T(), mat.Squeeze()))
+	// Output: <nil> 6 ⎡1  3  5⎤
+	// ⎣2  4  6⎦
 }

@@ -1,10 +1,12 @@
 package graph
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
 
+	"gonum.org/v1/gonum/mat"
 	"gorgonia.org/tensor"
 )
 
@@ -274,4 +276,16 @@ func CountParams(ps []*Param) int {
 		n += p.Len()
 	}
 	return n
+}
+
+// ParamMatrix copies a 2-D parameter into a float64 matrix of its shape.
+func ParamMatrix(p *Param) (*mat.Dense, error) {
+	if p == nil {
+		return nil, errors.New("graph: ParamMatrix: nil parameter")
+	}
+	s := p.Shape()
+	if len(s) != 2 || s[0] == 0 || s[1] == 0 {
+		return nil, fmt.Errorf("graph: ParamMatrix: parameter %s has shape %v, want a non-empty matrix", p.Name, s)
+	}
+	return mat.NewDense(s[0], s[1], p.Values()), nil
 }
