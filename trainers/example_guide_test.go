@@ -25,7 +25,8 @@ func newGuideTable(vocab int) *guideTable {
 
 func (m *guideTable) Params() []*graph.Param { return []*graph.Param{m.t} }
 func (m *guideTable) VocabSize() int         { return m.t.Shape()[0] }
-func (m *guideTable) Logits(b *graph.Builder, ids *graph.Node, batch, ctx int) *graph.Node {
+func (m *guideTable) Logits(ids *graph.Node, batch, ctx int) *graph.Node {
+	b := ids.Builder()
 	return graph.Embedding(b.Param(m.t), ids) // [batch·ctx] → [batch·ctx, V]
 }
 

@@ -16,7 +16,7 @@ type LanguageModel interface {
 	// an IntInput [batch*ctx], row-major by sequence) and returns the logits
 	// [batch*ctx, vocab]. Position t of a sequence may only look at positions
 	// ≤ t (a causal model): padding is appended on the right.
-	Logits(b *graph.Builder, ids *graph.Node, batch, ctx int) *graph.Node
+	Logits(ids *graph.Node, batch, ctx int) *graph.Node
 	// VocabSize is the number of logits per position.
 	VocabSize() int
 }
