@@ -2,13 +2,10 @@ package safetensors
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"sort"
-
-	"github.com/golora/golora/graph"
 )
 
 // DataBytes is the size of the file's data buffer: the bytes of all its
@@ -76,37 +73,36 @@ func decodeNew[T float32 | float64](f *File, name string) ([]T, []int, error) {
 	return out, append([]int{}, e.shape...), nil
 }
 
-// LoadInto overwrites p's values with the named tensor. The tensor's shape
-// must equal p's exactly; its dtype (F32, F64, F16 or BF16) is converted to
-// p's as Float32s or Float64s would. p is unchanged on error.
-func (f *File) LoadInto(name string, p *graph.Param) error {
-	if p == nil {
-		return fileError(f.name, name, errors.New("nil parameter"))
-	}
+// Float32sInto decodes the named tensor into dst without allocating,
+// converting its dtype as Float32s does. The tensor's shape must equal shape
+// exactly and len(dst) must be its element count; dst is unchanged on error.
+// graph.LoadParam uses it to load a tensor into a parameter's storage.
+func (f *File) Float32sInto(name string, shape []int, dst []float32) error {
+	return decodeInto(f, name, shape, dst, "float32")
+}
+
+// Float64sInto is Float32sInto for float64 values.
+func (f *File) Float64sInto(name string, shape []int, dst []float64) error {
+	return decodeInto(f, name, shape, dst, "float64")
+}
+
+func decodeInto[T float32 | float64](f *File, name string, shape []int, dst []T, kind string) error {
 	e, err := f.lookup(name)
 	if err != nil {
 		return err
 	}
-	if !slices.Equal(e.shape, p.Shape()) {
-		return f.errorf(name, "shape %v, want %v", e.shape, p.Shape())
+	if !slices.Equal(e.shape, shape) {
+		return f.errorf(name, "shape %v, want %v", e.shape, shape)
 	}
 	if err := checkFloat(e.dtype); err != nil {
-		return fileError(f.name, name, fmt.Errorf("%w, cannot load into a %s parameter", err, p.DType()))
+		return fileError(f.name, name, fmt.Errorf("%w, cannot decode into %s", err, kind))
 	}
 	src := f.buf[e.begin:e.end]
-	n := len(src) / dtypeSize(e.dtype)
-	if p.DType() == graph.Float64 {
-		if dst := p.Float64s(); len(dst) == n {
-			decode(dst, e.dtype, src)
-			return nil
-		}
-	} else if dst := p.Float32s(); len(dst) == n {
-		decode(dst, e.dtype, src)
-		return nil
+	if n := len(src) / dtypeSize(e.dtype); len(dst) != n {
+		return f.errorf(name, "%d values to decode into, want %d", len(dst), n)
 	}
-	// A Param whose storage is not a slice of its Len() (a shape-[] Param
-	// is held as a tensor scalar) cannot be loaded in place.
-	return f.errorf(name, "parameter %q does not expose %d values to load into", p.Name, n)
+	decode(dst, e.dtype, src)
+	return nil
 }
 
 func dtypeSize(dt string) int {

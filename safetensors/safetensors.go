@@ -13,8 +13,8 @@ const maxHeaderLen = 100_000_000
 // metadataKey is the header key that holds the free-form string map.
 const metadataKey = "__metadata__"
 
-// ErrNotFound is wrapped by the errors of Float32s, Float64s and LoadInto
-// when the file has no tensor of the given name.
+// ErrNotFound is wrapped by the errors of Float32s, Float64s, Float32sInto
+// and Float64sInto when the file has no tensor of the given name.
 var ErrNotFound = errors.New("not in the file")
 
 // Tensor is one named tensor as stored in a file.

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/golora/golora/graph"
 	"github.com/golora/golora/internal/atomicfile"
 )
 
@@ -32,15 +31,6 @@ func FromFloat64s(name string, shape []int, v []float64) Tensor {
 		binary.LittleEndian.PutUint64(data[8*i:], math.Float64bits(x))
 	}
 	return Tensor{Name: name, DType: "F64", Shape: append([]int{}, shape...), Data: data}
-}
-
-// FromParam returns a copy of p's values as an F32 or F64 tensor, following
-// p's dtype.
-func FromParam(name string, p *graph.Param) Tensor {
-	if p.DType() == graph.Float64 {
-		return FromFloat64s(name, p.Shape(), p.Float64s())
-	}
-	return FromFloat32s(name, p.Shape(), p.Float32s())
 }
 
 // Write writes tensors and metadata (nil or empty for none) as a

@@ -68,7 +68,7 @@ func (m *Model) Save(dir, name string) error {
 		if m.owner[p] == name {
 			src = p
 		}
-		tensors = append(tensors, safetensors.FromParam(keyRoot+m.KeyPrefix+p.Name, src))
+		tensors = append(tensors, graph.ParamTensor(keyRoot+m.KeyPrefix+p.Name, src))
 	}
 	cfgJSON, err := m.configJSON(st, layout)
 	if err != nil {
