@@ -157,7 +157,7 @@ func benchInfer(b *testing.B, c config, mode string) {
 	}
 	bl := graph.NewBuilder(graph.Float32, 1)
 	ids := bl.IntConstant("ids", benchutil.RandomTokens(c.context, c.vocab, 3), c.context)
-	prog, err := bl.Compile(nil, m.Logits(bl, ids, 1, c.context))
+	prog, err := bl.Compile(nil, m.Logits(ids, 1, c.context))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func BenchmarkLatency(b *testing.B) {
 				}
 				bl := graph.NewBuilder(graph.Float32, 1)
 				ids := bl.IntConstant("ids", benchutil.RandomTokens(c.context, c.vocab, 3), c.context)
-				prog, err := bl.Compile(nil, m.Logits(bl, ids, 1, c.context))
+				prog, err := bl.Compile(nil, m.Logits(ids, 1, c.context))
 				if err != nil {
 					b.Fatal(err)
 				}

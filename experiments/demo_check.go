@@ -5,6 +5,14 @@ import (
 	"math"
 )
 
+// beatMargin is how much lower a validation loss must be to "beat"
+// another in the demo's checks: at least 2% below it (own ≤ 0.98·other),
+// so that a difference within noise does not pass.
+const beatMargin = 0.02
+
+// beats reports whether loss own beats other by beatMargin.
+func beats(own, other float64) bool { return own <= (1-beatMargin)*other }
+
 // check evaluates the report's claims.
 func (d *demo) check() {
 	r := d.res
@@ -14,13 +22,13 @@ func (d *demo) check() {
 	for _, t := range d.tasks {
 		own := r.ValidLoss["lora:"+t][t]
 		base := r.ValidLoss["base"][t]
-		add("lora:"+t+" beats the base on "+t, own < base, "validation loss %.4f vs base %.4f", own, base)
+		add("lora:"+t+" beats the base on "+t, beats(own, base), "validation loss %.4f vs base %.4f (%.1f%% lower; want ≥ %.0f%%)", own, base, 100*(1-own/base), 100*beatMargin)
 		for _, u := range d.tasks {
 			if u == t {
 				continue
 			}
 			other := r.ValidLoss["lora:"+u][t]
-			add("lora:"+t+" beats lora:"+u+" on "+t, own < other, "validation loss %.4f vs %.4f", own, other)
+			add("lora:"+t+" beats lora:"+u+" on "+t, beats(own, other), "validation loss %.4f vs %.4f (%.1f%% lower; want ≥ %.0f%%)", own, other, 100*(1-own/other), 100*beatMargin)
 		}
 	}
 	for _, run := range r.LoRA {

@@ -53,7 +53,7 @@ func NewForward(m ForwardModel, batch, ctx int) (*Forward, error) {
 func (f *Forward) compile() error {
 	b := graph.NewBuilder(f.m.DType(), 0)
 	ids := b.IntInput("ids", f.batch*f.ctx)
-	logits := f.m.Logits(b, ids, f.batch, f.ctx) // [batch·ctx, V]
+	logits := f.m.Logits(ids, f.batch, f.ctx) // [batch·ctx, V]
 	prog, err := b.Compile(nil, logits)
 	if err != nil {
 		return fmt.Errorf("experiments: forward %d × %d: %w", f.batch, f.ctx, err)

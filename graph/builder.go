@@ -27,6 +27,7 @@ type Builder struct {
 	rng    *rand.PCG // dropout masks
 	mode   *runMode
 	deps   map[*Generation]uint64 // state the graph was built from, at its version then
+	symErr error                  // the first error of a gradient function (see gradError)
 }
 
 // runMode is shared by a builder's ops and its programs.

@@ -3,6 +3,7 @@ package graph
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"gonum.org/v1/gonum/mat"
@@ -28,32 +29,65 @@ type Param struct {
 
 // NewParam returns a zero-filled trainable parameter of the given shape. A
 // parameter has at least one dimension: no shape gives shape [1].
+//
+// A shape with a zero or negative dimension, or a dtype other than Float32
+// and Float64, is a programmer error: NewParam panics with a message that
+// names the parameter. Where the shape or dtype come from data (a file, a
+// flag, a config), call MakeParam, which returns that error instead.
 func NewParam(name string, dt DType, shape ...int) *Param {
+	p, err := MakeParam(name, dt, shape...)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// MakeParam is NewParam for shapes and dtypes that come from data: it
+// returns an error naming the parameter when a dimension is zero or
+// negative, the element count overflows, or dt is not Float32 or Float64.
+func MakeParam(name string, dt DType, shape ...int) (*Param, error) {
 	if len(shape) == 0 {
 		shape = []int{1}
 	}
-	n := 1
-	for _, s := range shape {
-		n *= s
+	n, err := checkShape(name, dt, shape)
+	if err != nil {
+		return nil, err
 	}
+	shape = append([]int(nil), shape...)
 	var t *tensor.Dense
 	if dt == Float64 {
 		t = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(make([]float64, n)))
 	} else {
 		t = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(make([]float32, n)))
 	}
-	return &Param{Name: name, Trainable: true, value: t}
+	return &Param{Name: name, Trainable: true, value: t}, nil
+}
+
+// checkShape returns the element count of shape, or an error when a
+// dimension is not positive, the count overflows an int, or dt is unknown.
+func checkShape(name string, dt DType, shape []int) (int, error) {
+	if !dt.valid() {
+		return 0, fmt.Errorf("graph: parameter %s: unknown dtype %v (want Float32 or Float64)", name, dt)
+	}
+	n := 1
+	for i, s := range shape {
+		if s <= 0 {
+			return 0, fmt.Errorf("graph: parameter %s: shape %v: dimension %d is %d, want > 0", name, shape, i, s)
+		}
+		if n > math.MaxInt/s {
+			return 0, fmt.Errorf("graph: parameter %s: shape %v has more elements than an int holds", name, shape)
+		}
+		n *= s
+	}
+	return n, nil
 }
 
 // NewParamFrom wraps a copy of data (a []float32 or []float64 whose length is
 // the product of shape) as a trainable parameter.
 func NewParamFrom(name string, data interface{}, shape ...int) (*Param, error) {
-	n := 1
-	for _, s := range shape {
-		if s <= 0 {
-			return nil, fmt.Errorf("graph: parameter %s: shape %v has a non-positive size", name, shape)
-		}
-		n *= s
+	n, err := checkShape(name, Float32, shape)
+	if err != nil {
+		return nil, err
 	}
 	var p *Param
 	switch d := data.(type) {
@@ -61,13 +95,13 @@ func NewParamFrom(name string, data interface{}, shape ...int) (*Param, error) {
 		if len(d) != n {
 			return nil, fmt.Errorf("graph: parameter %s: %d values for shape %v", name, len(d), shape)
 		}
-		p = NewParam(name, Float32, shape...)
+		p, _ = MakeParam(name, Float32, shape...)
 		copy(p.Float32s(), d)
 	case []float64:
 		if len(d) != n {
 			return nil, fmt.Errorf("graph: parameter %s: %d values for shape %v", name, len(d), shape)
 		}
-		p = NewParam(name, Float64, shape...)
+		p, _ = MakeParam(name, Float64, shape...)
 		copy(p.Float64s(), d)
 	default:
 		return nil, fmt.Errorf("graph: parameter %s: data of type %T (want []float32 or []float64)", name, data)
@@ -116,6 +150,59 @@ func (p *Param) Values() []float64 {
 		out[i] = float64(v)
 	}
 	return out
+}
+
+// At returns one element as a float64, whatever the dtype. With one index
+// it is the flat (row-major) position; with one index per dimension it is
+// that element: p.At(i, j) of a matrix. An index out of range, or a count of
+// indices that is neither 1 nor the number of dimensions, is a programmer
+// error: At panics with a message naming the parameter, its shape and the
+// index, as a slice or a gonum matrix would.
+func (p *Param) At(idx ...int) float64 {
+	i := flatIndex("Param "+p.Name, p.value.Shape(), idx)
+	if d := p.Float64s(); d != nil {
+		return d[i]
+	}
+	return float64(p.Float32s()[i])
+}
+
+// Set writes v (converted to the parameter's dtype) into one element,
+// addressed as in At: p.Set(v, i, j). It panics, as At does, on an index
+// out of range.
+func (p *Param) Set(v float64, idx ...int) {
+	i := flatIndex("Param "+p.Name, p.value.Shape(), idx)
+	if d := p.Float64s(); d != nil {
+		d[i] = v
+		return
+	}
+	p.Float32s()[i] = float32(v)
+}
+
+// flatIndex turns idx (one flat index, or one per dimension of shape) into
+// a flat row-major index, panicking with a message naming what when it is
+// out of range.
+func flatIndex(what string, shape []int, idx []int) int {
+	n := 1
+	for _, s := range shape {
+		n *= s
+	}
+	switch {
+	case len(idx) == 1:
+		if idx[0] < 0 || idx[0] >= n {
+			panic(fmt.Sprintf("graph: %s %v: index %d out of range [0, %d)", what, shape, idx[0], n))
+		}
+		return idx[0]
+	case len(idx) != len(shape):
+		panic(fmt.Sprintf("graph: %s %v: %d indices %v, want 1 (flat) or %d", what, shape, len(idx), idx, len(shape)))
+	}
+	flat := 0
+	for d, i := range idx {
+		if i < 0 || i >= shape[d] {
+			panic(fmt.Sprintf("graph: %s %v: index %v out of range in dimension %d", what, shape, idx, d))
+		}
+		flat = flat*shape[d] + i
+	}
+	return flat
 }
 
 // SetValues overwrites the values in place from float64s, converting to the

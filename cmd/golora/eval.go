@@ -255,7 +255,7 @@ func runTokenize(c *cli, args []string) error {
 		if err != nil {
 			return err
 		}
-		encode = func(s string) ([]int, error) { return tok.Encode(s), nil }
+		encode = func(s string) ([]int, error) { return gpt.EncodeText(tok, s) }
 	case tokName != "":
 		st, err := os.Stat(tokName)
 		if err != nil {
@@ -276,7 +276,7 @@ func runTokenize(c *cli, args []string) error {
 		if err != nil {
 			return err
 		}
-		encode = func(s string) ([]int, error) { return tok.Encode(s), nil }
+		encode = func(s string) ([]int, error) { return gpt.EncodeText(tok, s) }
 	default:
 		return usagef("--base is required (or --tokenizer)")
 	}

@@ -99,7 +99,10 @@ func runGenerate(c *cli, args []string) error {
 	}
 	opts := gpt.GenerateOptions{MaxNewTokens: maxNew, Temperature: temperature, TopK: topK, TopP: topP,
 		Seed: seed, Beams: beams, LengthPenalty: lengthPenalty, NoRepeatNGram: noRepeat}
-	ids := tok.Encode(prompt)
+	ids, err := gpt.EncodeText(tok, prompt)
+	if err != nil {
+		return fmt.Errorf("--prompt: %w", err)
+	}
 	var cs *chatSetup
 	if asChat { // chat.go
 		if ids, cs, err = chatTurn(f, base, tok, chatTemplate, system, prompt, &opts); err != nil {

@@ -279,17 +279,12 @@ func (m *Model) replaced() []string {
 // and the result is [batch·ctx, VocabSize], the logits of the next token at
 // every position. Position t of every sequence uses wpe row t. A ctx larger
 // than BlockSize, or ids of another shape, gives a failed node whose error
-// says so (see graph's error rules).
-func (m *Model) Logits(b *graph.Builder, ids *graph.Node, batch, ctx int) *graph.Node {
+// says so (see graph's error rules). The graph is ids' builder's.
+func (m *Model) Logits(ids *graph.Node, batch, ctx int) *graph.Node {
 	if err := ids.Err(); err != nil {
 		return ids
 	}
-	if b == nil {
-		b = ids.Builder()
-	}
-	if ids.Builder() != b {
-		return failNode(b, errors.New("gpt: logits: ids belong to another builder"))
-	}
+	b := ids.Builder()
 	if batch <= 0 || ctx <= 0 {
 		return failNode(b, fmt.Errorf("gpt: logits: batch %d and context %d, want both > 0", batch, ctx))
 	}
@@ -315,8 +310,8 @@ func (m *Model) Logits(b *graph.Builder, ids *graph.Node, batch, ctx int) *graph
 // targets (an integer node [batch·ctx]), with row weights mask (a float node
 // [batch·ctx], or nil for all ones) and label smoothing ε (see
 // graph.SoftmaxCrossEntropy). The result is a scalar node.
-func (m *Model) Loss(b *graph.Builder, ids, targets, mask *graph.Node, batch, ctx int, smoothing float64) *graph.Node {
-	logits := m.Logits(b, ids, batch, ctx) // [B·T, V]
+func (m *Model) Loss(ids, targets, mask *graph.Node, batch, ctx int, smoothing float64) *graph.Node {
+	logits := m.Logits(ids, batch, ctx) // [B·T, V]
 	return graph.SoftmaxCrossEntropy(logits, targets, mask, smoothing)
 }
 

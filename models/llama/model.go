@@ -380,19 +380,15 @@ func (m *Model) replaced() []string {
 // ctx beyond ContextSize (MaxPositions, or a Mistral sliding window), or ids
 // of another shape, gives a failed node whose error says so (graph's error
 // rules).
-func (m *Model) Logits(b *graph.Builder, ids *graph.Node, batch, ctx int) *graph.Node {
+func (m *Model) Logits(ids *graph.Node, batch, ctx int) *graph.Node {
 	if err := ids.Err(); err != nil {
 		return ids
 	}
-	if b == nil {
-		b = ids.Builder()
-	}
+	b := ids.Builder()
 	fail := func(format string, args ...any) *graph.Node {
 		return b.Fail(fmt.Errorf("llama: logits: "+format, args...))
 	}
 	switch {
-	case ids.Builder() != b:
-		return fail("ids belong to another builder")
 	case batch <= 0 || ctx <= 0:
 		return fail("batch %d and context %d, want both > 0", batch, ctx)
 	case m.cfg.SlidingWindow > 0 && ctx > m.cfg.SlidingWindow:
@@ -419,8 +415,8 @@ func (m *Model) Logits(b *graph.Builder, ids *graph.Node, batch, ctx int) *graph
 // targets (an integer node [batch·ctx]), with row weights mask (a float node
 // [batch·ctx], or nil for all ones) and label smoothing ε (see
 // graph.SoftmaxCrossEntropy). The result is a scalar node.
-func (m *Model) Loss(b *graph.Builder, ids, targets, mask *graph.Node, batch, ctx int, smoothing float64) *graph.Node {
-	logits := m.Logits(b, ids, batch, ctx) // [B·T, V]
+func (m *Model) Loss(ids, targets, mask *graph.Node, batch, ctx int, smoothing float64) *graph.Node {
+	logits := m.Logits(ids, batch, ctx) // [B·T, V]
 	return graph.SoftmaxCrossEntropy(logits, targets, mask, smoothing)
 }
 
