@@ -24,45 +24,23 @@ const (
 //
 //	dy/dx = ½·(1 + t) + ½·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²),  t = tanh(u)
 func GELU(x *Node) *Node {
-	b, bad := check("GELU", x)
-	if bad != nil {
-		return bad
-	}
 	k := &geluKernel{}
-	grads := func(in []*G.Node, out, dy *G.Node) ([]*G.Node, error) {
-		// out is a child only so that the forward pass (which fills k.t)
-		// runs before this node.
-		dx, _, err := b.gradNode(&geluGradKernel{fwd: k}, in[0], out, dy)
-		return []*G.Node{dx}, err
-	}
-	gn, _, err := b.apply(k, []bool{true}, grads, x.n)
-	return b.wrap(gn, err, "GELU", x)
+	return activation("GELU", x, k, &geluGradKernel{fwd: k})
 }
 
 // geluKernel computes y = GELU(x) and keeps t = tanh(u) of the last run.
 type geluKernel struct {
+	sameShapes
 	t32 []float32
 	t64 []float64
 }
 
 func (*geluKernel) String() string { return "GELU" }
 
-func (*geluKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
-	return in[0].Clone(), nil
-}
-
 func (k *geluKernel) forward(out tval, in []tval) error {
 	n := out.shape.TotalSize()
-	if out.f32 != nil {
-		k.t32 = sizedBuf(k.t32, n)
-	} else {
-		k.t64 = sizedBuf(k.t64, n)
-	}
-	if rowWorkers(n, 1) == 1 {
-		k.span(out, in, 0, n) // no goroutine, no allocation
-		return nil
-	}
-	forSpans(n, func(lo, hi int) { k.span(out, in, lo, hi) })
+	sizeSaved(out, &k.t32, &k.t64, n)
+	eachSpan(k, out, in, n)
 	return nil
 }
 
@@ -177,4 +155,20 @@ func sizedBuf[T any](s []T, n int) []T {
 		return make([]T, n)
 	}
 	return s[:n]
+}
+
+// activation builds k(x) for an elementwise kernel k that keeps values of
+// its forward pass for its gradient kernel g, which takes (x, y, dy): y is
+// one of g's inputs only so that the forward pass runs before g.
+func activation(name string, x *Node, k, g kernel) *Node {
+	b, bad := checkFloat(name, x)
+	if bad != nil {
+		return bad
+	}
+	grads := func(in []*G.Node, out, dy *G.Node) ([]*G.Node, error) {
+		dx, _, err := b.gradNode(g, in[0], out, dy)
+		return []*G.Node{dx}, err
+	}
+	gn, _, err := b.apply(k, []bool{true}, grads, x.n)
+	return b.wrap(gn, err, name, x)
 }

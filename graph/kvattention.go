@@ -64,16 +64,8 @@ func CachedSelfAttention(qkv, kCache, vCache, pos *Node, heads int) *Node {
 	case ps.Dims() != 1 && ps.Dims() != 2:
 		return fail("pos %s has shape %v, want [R, T] or [R]", pos.Name(), []int(ps))
 	}
-	for _, c := range []*Node{kCache, vCache} {
-		switch {
-		case c.param == nil:
-			return fail("cache %s is not a parameter node", c.Name())
-		case c.param.Trainable:
-			return fail("cache %s is trainable; the op writes into it, so it must be frozen", c.Name())
-		}
-	}
-	if kCache.param == vCache.param {
-		return fail("kCache and vCache are the same parameter %s", kCache.Name())
+	if err := checkCaches(kCache, vCache); err != nil {
+		return fail("%v", err)
 	}
 	g := kvGeom{d: qs[1] / 3, heads: heads}
 	if err := g.fit(qs, ks, vs, ps); err != nil {
@@ -294,4 +286,22 @@ func cachedHead[T floatT](g cachedView, s []T, pos []int, q, kc, vc, y []T) {
 	}
 	// Y[t] = P[t, :n]·V[:n]                          [T, hd]
 	gemm(false, false, g.T, g.hd, n, 1, s, g.C, vc, g.cs, 0, y, g.ys)
+}
+
+// checkCaches reports why kCache and vCache cannot be the caches of a cached
+// attention op: each must be a frozen parameter node (the op writes into
+// it), and they must be different parameters.
+func checkCaches(kCache, vCache *Node) error {
+	for _, c := range []*Node{kCache, vCache} {
+		switch {
+		case c.param == nil:
+			return fmt.Errorf("cache %s is not a parameter node", c.Name())
+		case c.param.Trainable:
+			return fmt.Errorf("cache %s is trainable; the op writes into it, so it must be frozen", c.Name())
+		}
+	}
+	if kCache.param == vCache.param {
+		return fmt.Errorf("kCache and vCache are the same parameter %s", kCache.Name())
+	}
+	return nil
 }

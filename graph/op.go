@@ -298,3 +298,60 @@ func (b *Builder) apply(k kernel, diff []bool, grads gradFunc, children ...*G.No
 func (b *Builder) gradNode(k kernel, children ...*G.Node) (*G.Node, *fusedOp, error) {
 	return b.apply(k, nil, nil, children...)
 }
+
+// zip2 is the forward pass of a kernel with two inputs: f32 or f64, by the
+// output's dtype, on the output's and the inputs' storage.
+func zip2(out tval, in []tval, f32 func(out, a, b []float32), f64 func(out, a, b []float64)) error {
+	if out.f32 != nil {
+		f32(out.f32, in[0].f32, in[1].f32)
+	} else {
+		f64(out.f64, in[0].f64, in[1].f64)
+	}
+	return nil
+}
+
+// product builds k(x, y) for a kernel whose gradients are those of a
+// product: gx(dy, y) for x and gy(dy, x) for y (Mul, ScaleRows, ScaleCols).
+// Both inputs must be float nodes.
+func product(name string, x, y *Node, k, gx, gy kernel) *Node {
+	b, bad := checkFloat(name, x, y)
+	if bad != nil {
+		return bad
+	}
+	grads := func(in []*G.Node, _, dy *G.Node) ([]*G.Node, error) {
+		dx, _, err := b.gradNode(gx, dy, in[1])
+		if err != nil {
+			return nil, err
+		}
+		dyy, _, err := b.gradNode(gy, dy, in[0])
+		return []*G.Node{dx, dyy}, err
+	}
+	gn, _, err := b.apply(k, []bool{true, true}, grads, x.n, y.n)
+	return b.wrap(gn, err, name, x, y)
+}
+
+// sizeSaved sizes a kernel's saved values (what its forward pass keeps for
+// the backward pass) to n float32 or float64 elements, by out's dtype.
+func sizeSaved(out tval, s32 *[]float32, s64 *[]float64, n int) {
+	if out.f32 != nil {
+		*s32 = sizedBuf(*s32, n)
+	} else {
+		*s64 = sizedBuf(*s64, n)
+	}
+}
+
+// spanner is a kernel that computes any span [lo, hi) of its output's
+// elements on its own.
+type spanner interface {
+	span(out tval, in []tval, lo, hi int)
+}
+
+// eachSpan runs k.span over [0, n): in one call, with no goroutine and no
+// allocation, when the work is too small to share, else in parallel spans.
+func eachSpan(k spanner, out tval, in []tval, n int) {
+	if rowWorkers(n, 1) == 1 {
+		k.span(out, in, 0, n)
+		return
+	}
+	forSpans(n, func(lo, hi int) { k.span(out, in, lo, hi) })
+}

@@ -219,33 +219,9 @@ func (p *Program) SetInput(in *Node, data interface{}) error {
 		}
 		copy(out.ints, d)
 	case []float32:
-		if len(d) != n {
-			return fmt.Errorf("graph: input %s: %d values for shape %v", in.name, len(d), dst.Shape())
-		}
-		switch {
-		case out.f32 != nil:
-			copy(out.f32, d)
-		case out.f64 != nil:
-			for i, v := range d {
-				out.f64[i] = float64(v)
-			}
-		default:
-			return fmt.Errorf("graph: input %s is an int input, got floats", in.name)
-		}
+		return setFloats(in.name, out, d, n, dst.Shape())
 	case []float64:
-		if len(d) != n {
-			return fmt.Errorf("graph: input %s: %d values for shape %v", in.name, len(d), dst.Shape())
-		}
-		switch {
-		case out.f64 != nil:
-			copy(out.f64, d)
-		case out.f32 != nil:
-			for i, v := range d {
-				out.f32[i] = float32(v)
-			}
-		default:
-			return fmt.Errorf("graph: input %s is an int input, got floats", in.name)
-		}
+		return setFloats(in.name, out, d, n, dst.Shape())
 	default:
 		return fmt.Errorf("graph: input %s: unsupported data %T", in.name, data)
 	}
@@ -425,4 +401,32 @@ func (p *Program) BindParam(n *Node, prm *Param) error {
 	}
 	n.param, n.name = prm, prm.Name
 	return nil
+}
+
+// setFloats copies the n values d into a float input's storage out,
+// converting them to its dtype.
+func setFloats[T float32 | float64](name string, out tval, d []T, n int, shape tensor.Shape) error {
+	if len(d) != n {
+		return fmt.Errorf("graph: input %s: %d values for shape %v", name, len(d), shape)
+	}
+	switch {
+	case out.f32 != nil:
+		convertTo(out.f32, d)
+	case out.f64 != nil:
+		convertTo(out.f64, d)
+	default:
+		return fmt.Errorf("graph: input %s is an int input, got floats", name)
+	}
+	return nil
+}
+
+// convertTo sets dst[i] = D(src[i]), copying when the types are the same.
+func convertTo[D, S float32 | float64](dst []D, src []S) {
+	if same, ok := any(src).([]D); ok {
+		copy(dst, same)
+		return
+	}
+	for i, v := range src {
+		dst[i] = D(v)
+	}
 }

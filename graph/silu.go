@@ -3,7 +3,6 @@ package graph
 import (
 	"fmt"
 
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -19,49 +18,23 @@ import (
 //
 // Llama's gated MLP is down(SiLU(gate(x)) ⊙ up(x)): SiLU followed by Mul.
 func SiLU(x *Node) *Node {
-	const name = "SiLU"
-	b, bad := check(name, x)
-	if bad != nil {
-		return bad
-	}
-	if x.isInt {
-		return b.fail(fmt.Errorf("graph: %s: x %s is an integer input", name, x.Name()))
-	}
 	k := &siluKernel{}
-	grads := func(in []*G.Node, out, dy *G.Node) ([]*G.Node, error) {
-		// out is a child only so that the forward pass (which fills k's σ)
-		// runs before this node.
-		dx, _, err := b.gradNode(&siluGradKernel{fwd: k}, in[0], out, dy)
-		return []*G.Node{dx}, err
-	}
-	gn, _, err := b.apply(k, []bool{true}, grads, x.n)
-	return b.wrap(gn, err, name, x)
+	return activation("SiLU", x, k, &siluGradKernel{fwd: k})
 }
 
 // siluKernel computes y = SiLU(x) and keeps σ(x) of the last run.
 type siluKernel struct {
+	sameShapes
 	s32 []float32
 	s64 []float64
 }
 
 func (*siluKernel) String() string { return "SiLU" }
 
-func (*siluKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
-	return in[0].Clone(), nil
-}
-
 func (k *siluKernel) forward(out tval, in []tval) error {
 	n := out.shape.TotalSize()
-	if out.f32 != nil {
-		k.s32 = sizedBuf(k.s32, n)
-	} else {
-		k.s64 = sizedBuf(k.s64, n)
-	}
-	if rowWorkers(n, 1) == 1 {
-		k.span(out, in, 0, n) // no goroutine, no allocation
-		return nil
-	}
-	forSpans(n, func(lo, hi int) { k.span(out, in, lo, hi) })
+	sizeSaved(out, &k.s32, &k.s64, n)
+	eachSpan(k, out, in, n)
 	return nil
 }
 
