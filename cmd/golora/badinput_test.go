@@ -258,6 +258,9 @@ func badInputs() []badInput {
 		// eval.
 		{"eval", "--batch 0", "eval --base base --data prose.txt --batch 0", 2, []string{"--batch 0"}, nil},
 		{"eval", "--batch beyond memory", "eval --base base --data prose.txt --batch 10000000000", 2, []string{"--batch 10000000000 × --context 32", "needs about"}, nil},
+		{"eval", "--batch beyond memory on a Llama", "eval --base lbase --data prose.txt --batch 10000000000", 2, []string{"a Llama model of 1 layers × width 16", "--batch 10000000000 × --context 32", "needs about"}, nil},
+		{"LoRA flags", "Llama: --batch beyond memory", "finetune --base lbase --data prose.txt --out o --quiet --batch 100000000 --context 16", 2, []string{"training a Llama model", "needs about", "lower --batch or --context"}, nil},
+		{"model shape", "Llama: --embd beyond memory", pt("--arch llama --embd 400000 --heads 2"), 2, []string{"a Llama model of 1 layers × width 400000", "needs about"}, nil},
 		{"eval", "--context beyond the model", "eval --base base --data prose.txt --context 100000", 2, []string{"--context 100000"}, nil},
 		{"eval", "unknown --split", "eval --base base --data prose.txt --split test", 2, []string{`--split "test"`}, nil},
 		{"eval", "--split valid with --valid-fraction 0", "eval --base base --data prose.txt --split valid --valid-fraction 0", 2, []string{"--valid-fraction 0: want in (0, 1)"}, nil},
