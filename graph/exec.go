@@ -532,6 +532,18 @@ func (e *executor) plan(opt ExecOptions, ar *arena) error {
 			buf = newDense(dt, st.shape)
 		default:
 			src := -1
+			if st.kind == kindSum && st.base >= 0 && !opt.NoInPlace {
+				// Any full-width materialised term may be the base: take
+				// one whose value dies here.
+				for j, a := range st.addends {
+					if inPlaceOK(st, st.base) {
+						break
+					}
+					if a.mm == nil && a.col == 0 && e.shapeOf(a.slot).Eq(st.shape) && inPlaceOK(st, a.slot) {
+						st.base, st.addends[j].slot = a.slot, st.base
+					}
+				}
+			}
 			if st.kind == kindSum && st.base >= 0 && inPlaceOK(st, st.base) && !sumReadsElsewhere(st) {
 				src = st.base
 			} else if st.kind == kindKernel {
