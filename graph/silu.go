@@ -25,7 +25,9 @@ func SiLU(x *Node) *Node {
 // siluKernel computes y = SiLU(x) and keeps σ(x) of the last run.
 type siluKernel struct{ saving }
 
-func newSiLUKernel() *siluKernel { return &siluKernel{saving{f32: siluForward[float32], f64: siluForward[float64]}} }
+func newSiLUKernel() *siluKernel {
+	return &siluKernel{saving{f32: siluForward[float32], f64: siluForward[float64]}}
+}
 
 func (*siluKernel) String() string { return "SiLU" }
 
