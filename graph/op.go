@@ -330,14 +330,41 @@ func product(name string, x, y *Node, k, gx, gy kernel) *Node {
 	return b.wrap(gn, err, name, x, y)
 }
 
-// sizeSaved sizes a kernel's saved values (what its forward pass keeps for
-// the backward pass) to n float32 or float64 elements, by out's dtype.
-func sizeSaved(out tval, s32 *[]float32, s64 *[]float64, n int) {
+// saving is an elementwise kernel that keeps one value per element of its
+// last forward pass for the backward pass (tanh(u) for GELU, σ(x) for
+// SiLU), in the output's dtype;
+// f32 and f64 compute a span: y and the saved values s from x.
+type saving struct {
+	sameShapes
+	s32 []float32
+	s64 []float64
+	f32 func(y, s, x []float32)
+	f64 func(y, s, x []float64)
+}
+
+func (k *saving) forward(out tval, in []tval) error {
+	eachSpan(k, out, in, k.size(out))
+	return nil
+}
+
+// span computes elements [lo, hi).
+func (k *saving) span(out tval, in []tval, lo, hi int) {
 	if out.f32 != nil {
-		*s32 = sizedBuf(*s32, n)
+		k.f32(out.f32[lo:hi], k.s32[lo:hi], in[0].f32[lo:hi])
 	} else {
-		*s64 = sizedBuf(*s64, n)
+		k.f64(out.f64[lo:hi], k.s64[lo:hi], in[0].f64[lo:hi])
 	}
+}
+
+// size sizes the saved values to out's element count, which it returns.
+func (k *saving) size(out tval) int {
+	n := out.shape.TotalSize()
+	if out.f32 != nil {
+		k.s32 = sizedBuf(k.s32, n)
+	} else {
+		k.s64 = sizedBuf(k.s64, n)
+	}
+	return n
 }
 
 // spanner is a kernel that computes any span [lo, hi) of its output's

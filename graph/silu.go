@@ -18,34 +18,18 @@ import (
 //
 // Llama's gated MLP is down(SiLU(gate(x)) ⊙ up(x)): SiLU followed by Mul.
 func SiLU(x *Node) *Node {
-	k := &siluKernel{}
+	k := newSiLUKernel()
 	return activation("SiLU", x, k, &siluGradKernel{fwd: k})
 }
 
 // siluKernel computes y = SiLU(x) and keeps σ(x) of the last run.
-type siluKernel struct {
-	sameShapes
-	s32 []float32
-	s64 []float64
+type siluKernel struct{ saving }
+
+func newSiLUKernel() *siluKernel {
+	return &siluKernel{saving{f32: siluForward[float32], f64: siluForward[float64]}}
 }
 
 func (*siluKernel) String() string { return "SiLU" }
-
-func (k *siluKernel) forward(out tval, in []tval) error {
-	n := out.shape.TotalSize()
-	sizeSaved(out, &k.s32, &k.s64, n)
-	eachSpan(k, out, in, n)
-	return nil
-}
-
-// span computes elements [lo, hi).
-func (k *siluKernel) span(out tval, in []tval, lo, hi int) {
-	if out.f32 != nil {
-		siluForward(out.f32[lo:hi], k.s32[lo:hi], in[0].f32[lo:hi])
-	} else {
-		siluForward(out.f64[lo:hi], k.s64[lo:hi], in[0].f64[lo:hi])
-	}
-}
 
 // siluForward writes y = x·σ(x) and s = σ(x). For float32 the exponential
 // is exp32 (within one unit in the last place), eight lanes at a time on
