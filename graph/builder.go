@@ -209,6 +209,10 @@ func (n *Node) Name() string {
 	return "<failed>"
 }
 
+// Quantized reports whether the node is a weight held quantized (see
+// Param.Quantize).
+func (n *Node) Quantized() bool { return n != nil && n.err == nil && n.q != nil }
+
 // Err is the error that made this node fail, or nil.
 func (n *Node) Err() error {
 	if n == nil {
