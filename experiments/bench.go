@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/golora/golora/graph"
 	"github.com/golora/golora/models/gpt"
+	"github.com/golora/golora/nn"
 	"github.com/golora/golora/nn/lora"
 	"github.com/golora/golora/trainers"
 )
@@ -69,6 +71,16 @@ type BenchOptions struct {
 	// is the global batch (it must divide by the ranks), tokens/s are global,
 	// and the latency runs are skipped. nil: one process.
 	Collective trainers.Collective
+	// Modes are the trainings to run: "lora", "full" or both (nil: both).
+	// The process's peak RSS covers every mode run; measure one mode per
+	// process to read its own.
+	Modes []string
+	// BasePrecision holds the LoRA run's frozen base at bf16, int8 or nf4
+	// (default f32); QuantizeEmbeddings quantizes the embedding tables too.
+	BasePrecision      graph.Precision
+	QuantizeEmbeddings bool
+	// NoLatency skips the inference latencies.
+	NoLatency bool
 }
 
 // BenchResult is the outcome of Bench, ready for encoding/json.
@@ -111,8 +123,10 @@ type BenchConfigResult struct {
 	// LoRAAllReducedBytes and FullAllReducedBytes are the gradient bytes
 	// one data-parallel step all-reduced (as the trainer counted them; 0 on
 	// one process): the trainable parameters × 4 (float32).
-	LoRAAllReducedBytes int64 `json:"lora_allreduced_bytes_per_step,omitempty"`
-	FullAllReducedBytes int64 `json:"full_allreduced_bytes_per_step,omitempty"`
+	LoRAMemory          *MemorySplit `json:"lora_memory,omitempty"`
+	FullMemory          *MemorySplit `json:"full_memory,omitempty"`
+	LoRAAllReducedBytes int64        `json:"lora_allreduced_bytes_per_step,omitempty"`
+	FullAllReducedBytes int64        `json:"full_allreduced_bytes_per_step,omitempty"`
 }
 
 // Bench measures, for each configuration: training tokens/s and peak heap
@@ -148,7 +162,7 @@ func Bench(opt BenchOptions) (*BenchResult, error) {
 		if opt.LatencyRuns > 0 {
 			c.LatencyRuns = opt.LatencyRuns
 		}
-		r, err := benchOne(c, opt.Seed, opt.Progress, opt.Collective)
+		r, err := benchOne(c, opt)
 		if err != nil {
 			return nil, fmt.Errorf("experiments: bench %s: %w", c.Name, err)
 		}
@@ -178,7 +192,12 @@ func benchLoRA(seed uint64) lora.Config {
 	return lora.Config{R: 8, Alpha: 16, Targets: []string{"q", "v"}, Seed: seed}
 }
 
-func benchOne(c BenchConfig, seed uint64, progress func(string), coll trainers.Collective) (BenchConfigResult, error) {
+func benchOne(c BenchConfig, opt BenchOptions) (BenchConfigResult, error) {
+	seed, progress, coll := opt.Seed, opt.Progress, opt.Collective
+	modes := opt.Modes
+	if len(modes) == 0 {
+		modes = []string{"lora", "full"}
+	}
 	say := func(format string, a ...any) {
 		if progress != nil {
 			progress(fmt.Sprintf(format, a...))
@@ -186,7 +205,13 @@ func benchOne(c BenchConfig, seed uint64, progress func(string), coll trainers.C
 	}
 	r := BenchConfigResult{BenchConfig: c, LatencyContext: c.Context}
 	t0 := time.Now()
-	for _, mode := range []string{"lora", "full"} {
+	for _, mode := range modes {
+		if mode != "lora" && mode != "full" {
+			return r, fmt.Errorf("unknown mode %q (want lora or full)", mode)
+		}
+		if mode == "full" && opt.BasePrecision != graph.F32 {
+			return r, fmt.Errorf("full fine-tuning trains the base weights: they cannot be held at %v", opt.BasePrecision)
+		}
 		say("%s: %s training, %d + %d steps of %d × %d tokens", c.Name, mode, c.Warmup, c.Steps, c.Batch, c.Context)
 		m, err := benchModel(c, seed)
 		if err != nil {
@@ -199,19 +224,26 @@ func benchOne(c BenchConfig, seed uint64, progress func(string), coll trainers.C
 				return r, err
 			}
 			r.LoRATrainable = lm.Report().Trainable
+			if _, err := nn.QuantizeBase(m, opt.BasePrecision, opt.QuantizeEmbeddings); err != nil {
+				return r, err
+			}
+			debug.FreeOSMemory() // hand the float copies back before measuring
 		}
 		tps, msStep, peak, bytes, err := benchTrain(m, c, seed, coll)
 		if err != nil {
 			return r, fmt.Errorf("%s training: %w", mode, err)
 		}
+		split := SplitMemory(m.Params(), int64(peak*(1<<20)), PeakRSSBytes())
 		if mode == "lora" {
 			r.LoRATokensPerSec, r.LoRAMsPerStep, r.LoRAPeakHeapMiB, r.LoRAAllReducedBytes = tps, msStep, peak, bytes
+			r.LoRAMemory = &split
 		} else {
 			r.FullTokensPerSec, r.FullMsPerStep, r.FullPeakHeapMiB, r.FullAllReducedBytes = tps, msStep, peak, bytes
+			r.FullMemory = &split
 		}
 	}
 	r.TrainingSecondsAll = time.Since(t0).Seconds()
-	if coll != nil && coll.Size() > 1 {
+	if coll != nil && coll.Size() > 1 || opt.NoLatency {
 		return r, nil // latency is a one-process measurement
 	}
 

@@ -25,7 +25,8 @@ type baseLayerer interface {
 // graph.Precision): the weight of every Linear layer h lists, and with
 // embeddings set every other frozen 2-D weight too (token and position
 // tables, an untied head that is not listed). Biases, norms and trainable
-// parameters (adapters, and anything fully trained) stay as they are. A
+// parameters (and adapters: a host with BaseParams, as models/gpt and
+// models/llama have, lists its base apart) stay as they are. A
 // Linear weight that is still trainable is an error: freeze the base first
 // (injecting LoRA does). Quantize after adding adapters whose init reads or
 // rewrites the base (PiSSA), or add those on a float base.
@@ -50,8 +51,12 @@ func QuantizeBase(h Host, p graph.Precision, embeddings bool) (QuantizeReport, e
 			linear[lin.Weight] = nl.Path
 		}
 	}
+	params := h.Params()
+	if bp, ok := h.(interface{ BaseParams() []*graph.Param }); ok {
+		params = bp.BaseParams() // the base alone: adapters stay float even when frozen
+	}
 	seen := map[*graph.Param]bool{}
-	for _, prm := range h.Params() {
+	for _, prm := range params {
 		if seen[prm] || len(prm.Shape()) != 2 || prm.Precision() != graph.F32 {
 			continue
 		}

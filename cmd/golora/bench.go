@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/golora/golora/experiments"
+	"github.com/golora/golora/graph"
 )
 
 func runBench(c *cli, args []string) error {
@@ -27,12 +29,33 @@ func runBench(c *cli, args []string) error {
 	f.IntVar(&runs, "latency-runs", 0, "timed forward passes per latency (0: each configuration's own)")
 	f.Uint64Var(&seed, "seed", 1, "seed of the weights and tokens")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	var modes string
+	var noLatency bool
+	var pf precisionFlags
+	f.StringVar(&modes, "modes", "lora,full", "trainings to measure: lora, full or both (the peak RSS is the process's: give one mode\nto read its own)")
+	f.BoolVar(&noLatency, "no-latency", false, "skip the inference latencies")
+	pf.register(f)
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
 	}
 	if err := f.noArgs(pos); err != nil {
 		return err
+	}
+	if err := pf.check(); err != nil {
+		return err
+	}
+	var modeList []string
+	for _, m := range strings.Split(modes, ",") {
+		switch m = strings.TrimSpace(m); m {
+		case "lora", "full":
+			modeList = append(modeList, m)
+		default:
+			return usagef("--modes %q: want lora, full or lora,full", modes)
+		}
+	}
+	if pf.prec != graph.F32 && slices.Contains(modeList, "full") {
+		return usagef("--base-precision %v applies to LoRA: give --modes lora", pf.prec)
 	}
 	for _, v := range []struct {
 		name string
@@ -59,7 +82,8 @@ func runBench(c *cli, args []string) error {
 		return err
 	}
 	leader := world == nil || world.Rank() == 0
-	opt := experiments.BenchOptions{Steps: steps, Warmup: warmup, LatencyRuns: runs, Seed: seed}
+	opt := experiments.BenchOptions{Steps: steps, Warmup: warmup, LatencyRuns: runs, Seed: seed,
+		Modes: modeList, NoLatency: noLatency, BasePrecision: pf.prec, QuantizeEmbeddings: pf.embeddings}
 	if leader {
 		opt.Progress = func(msg string) { fmt.Fprintln(c.stderr, "bench: "+msg) }
 	}
@@ -95,6 +119,18 @@ func runBench(c *cli, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "latency: one forward pass of 1 × context tokens, median; peak RSS of the process %.0f MiB\n", res.PeakRSSMiB)
+	for _, r := range res.Configs {
+		for _, m := range []struct {
+			mode string
+			s    *experiments.MemorySplit
+		}{{"LoRA", r.LoRAMemory}, {"full", r.FullMemory}} {
+			if m.s == nil {
+				continue
+			}
+			fmt.Fprintf(c.stdout, "%s %s: peak heap %s = base weights (%s) %s + adapter/weights with optimizer state %s + activations %s; process peak RSS so far %s\n",
+				r.Name, m.mode, byteSize(m.s.PeakHeapBytes), m.s.BasePrecision, byteSize(m.s.BaseBytes), byteSize(m.s.TrainableBytes), byteSize(m.s.ActivationBytes), byteSize(m.s.PeakRSSBytes))
+		}
+	}
 	return nil
 }
 

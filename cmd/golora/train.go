@@ -139,6 +139,8 @@ func runFinetune(c *cli, args []string) error {
 	f.StringVar(&bias, "bias", "none", "biases that train with the adapter: none, all or lora_only")
 	f.StringVar(&init, "init", "default", "initialisation of A and B: default, gaussian or pissa")
 	f.BoolVar(&full, "full", false, "full fine-tuning: train every weight and write a model folder")
+	var pf precisionFlags
+	pf.register(f)
 	t.register(f, "(default 1e-3 for LoRA, 2e-4 with --full)")
 	pos, err := f.parse(args)
 	if err != nil {
@@ -146,6 +148,12 @@ func runFinetune(c *cli, args []string) error {
 	}
 	if err := f.noArgs(pos); err != nil {
 		return err
+	}
+	if err := pf.check(); err != nil {
+		return err
+	}
+	if full && pf.prec != graph.F32 {
+		return usagef("--base-precision %v: --full trains the base weights, which stay float32; a quantized base is for LoRA", pf.prec)
 	}
 	var lc lora.Config
 	if !full {
@@ -204,6 +212,9 @@ func runFinetune(c *cli, args []string) error {
 			return fmt.Errorf("--targets %s: %w", targets, err)
 		}
 		if err := checkRank(lm, rank, t.force); err != nil {
+			return err
+		}
+		if err := pf.apply(m); err != nil {
 			return err
 		}
 		warnTrainableShare(c, m.Params())
@@ -304,6 +315,10 @@ func trainModel(c *cli, t *trainFlags, m *gpt.Model, tc trainers.Config, train, 
 		tc.Metrics = &metrics
 	}
 	bar := newProgress(c.stderr, label, t.quiet || !leader)
+	if bar != nil {
+		bar.mem = newMemWatch(m.Params())
+		defer bar.mem.stop()
+	}
 	tc.Observer = bar.observer()
 	tc.DataID = trainers.Fingerprint(train)
 	if leader { // the files are rank 0's
