@@ -79,6 +79,8 @@ type BenchOptions struct {
 	// (default f32); QuantizeEmbeddings quantizes the embedding tables too.
 	BasePrecision      graph.Precision
 	QuantizeEmbeddings bool
+	// Recompute checkpoints every Recompute blocks in training (0: none).
+	Recompute int
 	// NoLatency skips the inference latencies.
 	NoLatency bool
 }
@@ -123,6 +125,8 @@ type BenchConfigResult struct {
 	// LoRAAllReducedBytes and FullAllReducedBytes are the gradient bytes
 	// one data-parallel step all-reduced (as the trainer counted them; 0 on
 	// one process): the trainable parameters × 4 (float32).
+	BasePrecision       string       `json:"base_precision,omitempty"`
+	Recompute           string       `json:"recompute,omitempty"`
 	LoRAMemory          *MemorySplit `json:"lora_memory,omitempty"`
 	FullMemory          *MemorySplit `json:"full_memory,omitempty"`
 	LoRAAllReducedBytes int64        `json:"lora_allreduced_bytes_per_step,omitempty"`
@@ -203,7 +207,7 @@ func benchOne(c BenchConfig, opt BenchOptions) (BenchConfigResult, error) {
 			progress(fmt.Sprintf(format, a...))
 		}
 	}
-	r := BenchConfigResult{BenchConfig: c, LatencyContext: c.Context}
+	r := BenchConfigResult{BenchConfig: c, LatencyContext: c.Context, BasePrecision: opt.BasePrecision.String(), Recompute: nn.RecomputeName(opt.Recompute)}
 	t0 := time.Now()
 	for _, mode := range modes {
 		if mode != "lora" && mode != "full" {
@@ -218,6 +222,9 @@ func benchOne(c BenchConfig, opt BenchOptions) (BenchConfigResult, error) {
 			return r, err
 		}
 		r.Params = graph.CountParams(m.BaseParams())
+		if err := m.SetRecompute(opt.Recompute); err != nil {
+			return r, err
+		}
 		if mode == "lora" {
 			lm, err := lora.Inject(m, benchLoRA(seed))
 			if err != nil {

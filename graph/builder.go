@@ -26,6 +26,7 @@ type Builder struct {
 	names  map[string]bool
 	rng    *rand.PCG     // dropout masks
 	qs     *quantScratch // tiles of dequantized weights, shared by the ops that read them
+	pool   *ckptPool     // buffers of the nested programs of Checkpoint ops between their runs
 	mode   *runMode
 	deps   map[*Generation]uint64 // state the graph was built from, at its version then
 }

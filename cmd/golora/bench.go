@@ -35,6 +35,7 @@ func runBench(c *cli, args []string) error {
 	f.StringVar(&modes, "modes", "lora,full", "trainings to measure: lora, full or both (the peak RSS is the process's: give one mode\nto read its own)")
 	f.BoolVar(&noLatency, "no-latency", false, "skip the inference latencies")
 	pf.register(f)
+	pf.registerRecompute(f)
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
@@ -83,7 +84,7 @@ func runBench(c *cli, args []string) error {
 	}
 	leader := world == nil || world.Rank() == 0
 	opt := experiments.BenchOptions{Steps: steps, Warmup: warmup, LatencyRuns: runs, Seed: seed,
-		Modes: modeList, NoLatency: noLatency, BasePrecision: pf.prec, QuantizeEmbeddings: pf.embeddings}
+		Modes: modeList, NoLatency: noLatency, BasePrecision: pf.prec, QuantizeEmbeddings: pf.embeddings, Recompute: pf.every}
 	if leader {
 		opt.Progress = func(msg string) { fmt.Fprintln(c.stderr, "bench: "+msg) }
 	}

@@ -16,6 +16,13 @@ type precisionFlags struct {
 	name       string
 	prec       graph.Precision
 	embeddings bool
+	recompute  string // --recompute, where the command registers it
+	every      int
+}
+
+// registerRecompute adds --recompute.
+func (p *precisionFlags) registerRecompute(f *flags) {
+	f.StringVar(&p.recompute, "recompute", "none", "activation recomputation: none, blocks (keep each block's input, recompute its\nactivations in the backward pass) or every-N (recompute N blocks at a time); same gradients, less memory")
 }
 
 func (p *precisionFlags) register(f *flags) {
@@ -33,12 +40,20 @@ func (p *precisionFlags) check() error {
 		return usagef("--quantize-embeddings needs --base-precision bf16, int8 or nf4")
 	}
 	p.prec = prec
+	if p.recompute != "" {
+		if p.every, err = nn.ParseRecompute(p.recompute); err != nil {
+			return usagef("--recompute %q: want none, blocks or every-N (N ≥ 1)", p.recompute)
+		}
+	}
 	return nil
 }
 
 // apply holds m's frozen base at the chosen precision and returns the
 // float copies to the operating system.
 func (p *precisionFlags) apply(m *gpt.Model) error {
+	if err := m.SetRecompute(p.every); err != nil {
+		return err
+	}
 	if p.prec == graph.F32 {
 		return nil
 	}

@@ -141,6 +141,7 @@ func runFinetune(c *cli, args []string) error {
 	f.BoolVar(&full, "full", false, "full fine-tuning: train every weight and write a model folder")
 	var pf precisionFlags
 	pf.register(f)
+	pf.registerRecompute(f)
 	t.register(f, "(default 1e-3 for LoRA, 2e-4 with --full)")
 	pos, err := f.parse(args)
 	if err != nil {
@@ -202,6 +203,9 @@ func runFinetune(c *cli, args []string) error {
 	if full {
 		for _, p := range m.Params() {
 			p.Trainable = true
+		}
+		if err := pf.apply(m); err != nil { // recomputation only: the precision is f32
+			return err
 		}
 	} else {
 		lc.Seed, lc.BaseModel = t.seed, base
