@@ -44,7 +44,9 @@ func TestCheckpointGradients(t *testing.T) {
 	grads := func(dt DType, ckpt bool) []float64 {
 		ps := []*Param{x.Convert(dt), w.Convert(dt), bias.Convert(dt), w2.Convert(dt)}
 		x, w, bias, w2 = ps[0], ps[1], ps[2], ps[3]
-		defer func() { x, w, bias, w2 = x.Convert(Float64), w.Convert(Float64), bias.Convert(Float64), w2.Convert(Float64) }()
+		defer func() {
+			x, w, bias, w2 = x.Convert(Float64), w.Convert(Float64), bias.Convert(Float64), w2.Convert(Float64)
+		}()
 		b := NewBuilder(dt, 1)
 		loss, _ := build(ckpt)(b)
 		prog, err := b.Compile(loss)
