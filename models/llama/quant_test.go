@@ -58,3 +58,59 @@ func TestLoRAOnQuantizedBase(t *testing.T) {
 		})
 	}
 }
+
+// TestRecomputeBitIdentical: LoRA gradients with every block recomputed
+// equal those without, bit for bit, on an nf4 base.
+func TestRecomputeBitIdentical(t *testing.T) {
+	cfg := tinyConfig(ArchQwen2)
+	ids := randomIDs(3, 2*8, cfg.VocabSize)
+	var want []float64
+	for _, every := range []int{0, 1} {
+		m := newModel(t, cfg, graph.Float32, 5, 0.5)
+		lm, err := lora.Inject(m, lora.Config{R: 2, Alpha: 4, Targets: []string{"q_proj", "v_proj", "down_proj"}, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range lm.TrainableParams() {
+			v := p.Values()
+			for i := range v {
+				v[i] = math.Cos(float64(i)) * 0.3
+			}
+			_ = p.SetValues(v)
+		}
+		if _, err := nn.QuantizeBase(m, graph.NF4, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.SetRecompute(every); err != nil {
+			t.Fatal(err)
+		}
+		b := graph.NewBuilder(graph.Float32, 1)
+		in, tg := b.IntInput("ids", 16), b.IntInput("tg", 16)
+		prog, err := b.Compile(m.Loss(b, in, tg, nil, 2, 8, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = prog.SetInts(in, ids)
+		_ = prog.SetInts(tg, append(ids[1:], ids[0]))
+		if err := prog.Run(); err != nil {
+			t.Fatal(err)
+		}
+		got := []float64{prog.Loss()}
+		for _, p := range prog.Trainable() {
+			g, _ := prog.Grad(p)
+			got = append(got, g.Values()...)
+		}
+		if every == 0 {
+			want = got
+			continue
+		}
+		if b.OpRuns()["Checkpoint.dx"] != int64(cfg.NumLayers) {
+			t.Fatalf("%d checkpoint backward runs, want %d", b.OpRuns()["Checkpoint.dx"], cfg.NumLayers)
+		}
+		for i := range got {
+			if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+				t.Fatalf("value %d: %v recomputed, %v not", i, got[i], want[i])
+			}
+		}
+	}
+}
