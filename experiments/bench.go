@@ -217,7 +217,14 @@ func benchOne(c BenchConfig, opt BenchOptions) (BenchConfigResult, error) {
 			return r, fmt.Errorf("full fine-tuning trains the base weights: they cannot be held at %v", opt.BasePrecision)
 		}
 		say("%s: %s training, %d + %d steps of %d × %d tokens", c.Name, mode, c.Warmup, c.Steps, c.Batch, c.Context)
-		m, err := benchModel(c, seed)
+		var m *gpt.Model
+		var lm *lora.Model
+		var err error
+		if mode == "lora" && opt.BasePrecision != graph.F32 {
+			m, lm, err = benchQuantizedModel(c, seed, opt.BasePrecision, opt.QuantizeEmbeddings)
+		} else {
+			m, err = benchModel(c, seed)
+		}
 		if err != nil {
 			return r, err
 		}
@@ -226,15 +233,12 @@ func benchOne(c BenchConfig, opt BenchOptions) (BenchConfigResult, error) {
 			return r, err
 		}
 		if mode == "lora" {
-			lm, err := lora.Inject(m, benchLoRA(seed))
-			if err != nil {
-				return r, err
+			if lm == nil {
+				if lm, err = lora.Inject(m, benchLoRA(seed)); err != nil {
+					return r, err
+				}
 			}
 			r.LoRATrainable = lm.Report().Trainable
-			if _, err := nn.QuantizeBase(m, opt.BasePrecision, opt.QuantizeEmbeddings); err != nil {
-				return r, err
-			}
-			debug.FreeOSMemory() // hand the float copies back before measuring
 		}
 		tps, msStep, peak, bytes, err := benchTrain(m, c, seed, coll)
 		if err != nil {
@@ -381,4 +385,51 @@ func randomizeB(m *lora.Model, seed uint64) error {
 		}
 	}
 	return nil
+}
+
+// benchQuantizedModel builds benchModel's shape with LoRA injected and the
+// frozen base held at prec, quantizing each weight as soon as it is drawn
+// (from N(0, 0.02²)) and handing the float32 copies back to the operating
+// system every 256 MiB: the float32 model never exists whole, so the
+// process's peak RSS is the training's.
+func benchQuantizedModel(c BenchConfig, seed uint64, prec graph.Precision, embeddings bool) (*gpt.Model, *lora.Model, error) {
+	cfg := gpt.Config{NLayer: c.Layers, NHead: c.Heads, NEmbd: c.Embd, BlockSize: c.Context,
+		VocabSize: c.Vocab, LayerNormEps: 1e-5, Tokenizer: gpt.TokenizerNone}
+	m, err := gpt.New(cfg, graph.Float32) // zero pages: not resident until written
+	if err != nil {
+		return nil, nil, err
+	}
+	lm, err := lora.Inject(m, benchLoRA(seed))
+	if err != nil {
+		return nil, nil, err
+	}
+	plan, err := nn.BaseQuantization(m, embeddings)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := map[*graph.Param]graph.QuantizeOptions{}
+	for _, q := range plan {
+		opts[q.Param] = q.Options
+	}
+	rng := graph.NewRand(seed)
+	var freed int64
+	for _, p := range m.BaseParams() {
+		if len(p.Shape()) != 2 {
+			continue // biases 0, LayerNorm scales 1 (as New made them)
+		}
+		graph.InitNormal(p, rng, 0.02)
+		o, ok := opts[p]
+		if !ok {
+			continue
+		}
+		if err := p.Quantize(prec, o); err != nil {
+			return nil, nil, err
+		}
+		if freed += int64(4 * p.Len()); freed >= 256<<20 {
+			debug.FreeOSMemory()
+			freed = 0
+		}
+	}
+	debug.FreeOSMemory()
+	return m, lm, nil
 }

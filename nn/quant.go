@@ -38,6 +38,35 @@ func QuantizeBase(h Host, p graph.Precision, embeddings bool) (QuantizeReport, e
 	if p == graph.F32 {
 		return rep, nil
 	}
+	plan, err := BaseQuantization(h, embeddings)
+	if err != nil {
+		return rep, fmt.Errorf("nn: quantize base to %v: %w", p, err)
+	}
+	for _, q := range plan {
+		before := q.Param.StorageBytes()
+		if err := q.Param.Quantize(p, q.Options); err != nil {
+			return rep, fmt.Errorf("nn: quantize base: %w", err)
+		}
+		rep.Weights++
+		rep.Elements += int64(q.Param.Len())
+		rep.BytesBefore += before
+		rep.BytesAfter += q.Param.StorageBytes()
+	}
+	return rep, nil
+}
+
+// QuantizedWeight is one weight QuantizeBase holds at a lower precision,
+// with its options.
+type QuantizedWeight struct {
+	Param   *graph.Param
+	Options graph.QuantizeOptions
+}
+
+// BaseQuantization lists, in h's parameter order, the weights QuantizeBase
+// quantizes (see there), without changing them: a loader can quantize each
+// as soon as its values are in, so that the float32 model never exists
+// whole.
+func BaseQuantization(h Host, embeddings bool) ([]QuantizedWeight, error) {
 	linear := map[*graph.Param]string{}
 	bl, hasBase := h.(baseLayerer)
 	for _, nl := range h.Layers() {
@@ -55,6 +84,7 @@ func QuantizeBase(h Host, p graph.Precision, embeddings bool) (QuantizeReport, e
 	if bp, ok := h.(interface{ BaseParams() []*graph.Param }); ok {
 		params = bp.BaseParams() // the base alone: adapters stay float even when frozen
 	}
+	var out []QuantizedWeight
 	seen := map[*graph.Param]bool{}
 	for _, prm := range params {
 		if seen[prm] || len(prm.Shape()) != 2 || prm.Precision() != graph.F32 {
@@ -64,7 +94,7 @@ func QuantizeBase(h Host, p graph.Precision, embeddings bool) (QuantizeReport, e
 		path, isLinear := linear[prm]
 		if prm.Trainable {
 			if isLinear {
-				return rep, fmt.Errorf("nn: quantize base to %v: %s (layer %s) is trainable; freeze the base first", p, prm.Name, path)
+				return nil, fmt.Errorf("%s (layer %s) is trainable; freeze the base first", prm.Name, path)
 			}
 			continue
 		}
@@ -72,16 +102,9 @@ func QuantizeBase(h Host, p graph.Precision, embeddings bool) (QuantizeReport, e
 			continue
 		}
 		if prm.DType() != graph.Float32 {
-			return rep, fmt.Errorf("nn: quantize base to %v: %s is %v; quantize a float32 model", p, prm.Name, prm.DType())
+			return nil, fmt.Errorf("%s is %v; quantize a float32 model", prm.Name, prm.DType())
 		}
-		before := prm.StorageBytes()
-		if err := prm.Quantize(p, graph.QuantizeOptions{RowScale: !isLinear}); err != nil {
-			return rep, fmt.Errorf("nn: quantize base: %w", err)
-		}
-		rep.Weights++
-		rep.Elements += int64(prm.Len())
-		rep.BytesBefore += before
-		rep.BytesAfter += prm.StorageBytes()
+		out = append(out, QuantizedWeight{Param: prm, Options: graph.QuantizeOptions{RowScale: !isLinear}})
 	}
-	return rep, nil
+	return out, nil
 }
