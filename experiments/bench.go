@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/golora/golora/graph"
+	"github.com/golora/golora/internal/benchutil"
 	"github.com/golora/golora/models/gpt"
 	"github.com/golora/golora/nn"
 	"github.com/golora/golora/nn/lora"
@@ -172,7 +173,7 @@ func Bench(opt BenchOptions) (*BenchResult, error) {
 		}
 		res.Configs = append(res.Configs, r)
 	}
-	res.PeakRSSMiB = peakRSSMiB()
+	res.PeakRSSMiB = benchutil.PeakRSSMiB()
 	return res, nil
 }
 
@@ -263,8 +264,8 @@ func benchOne(c BenchConfig, opt BenchOptions) (BenchConfigResult, error) {
 	if err != nil {
 		return r, err
 	}
-	ids := randomTokens(c.Context, m.VocabSize(), seed+1)
-	peak := startPeak(2 * time.Millisecond)
+	ids := benchutil.RandomTokens(c.Context, m.VocabSize(), seed+1)
+	peak := benchutil.StartPeak(2 * time.Millisecond)
 	lat := func() (float64, []float64, error) {
 		f, err := NewForward(m, 1, c.Context)
 		if err != nil {
@@ -311,7 +312,7 @@ func benchOne(c BenchConfig, opt BenchOptions) (BenchConfigResult, error) {
 // a data-parallel run over coll, the gradient bytes a step all-reduced.
 func benchTrain(m *gpt.Model, c BenchConfig, seed uint64, coll trainers.Collective) (tps, msStep, peakMiB float64, bytes int64, err error) {
 	steps := c.Warmup + c.Steps
-	toks := randomTokens(c.Batch*steps*c.Context+1, m.VocabSize(), seed)
+	toks := benchutil.RandomTokens(c.Batch*steps*c.Context+1, m.VocabSize(), seed)
 	ds, err := trainers.NewTextDataset(toks, c.Context)
 	if err != nil {
 		return 0, 0, 0, 0, err
@@ -341,7 +342,7 @@ func benchTrain(m *gpt.Model, c BenchConfig, seed uint64, coll trainers.Collecti
 	if err := tr.SetCollective(coll); err != nil {
 		return 0, 0, 0, 0, err
 	}
-	peak := startPeak(2 * time.Millisecond)
+	peak := benchutil.StartPeak(2 * time.Millisecond)
 	if c.Warmup == 0 {
 		tStart = time.Now()
 	}
@@ -355,16 +356,6 @@ func benchTrain(m *gpt.Model, c BenchConfig, seed uint64, coll trainers.Collecti
 		return 0, 0, peakMiB, 0, errors.New("no timed steps")
 	}
 	return float64(tokEnd-tokStart) / dt, 1000 * dt / float64(c.Steps), peakMiB, bytes, nil
-}
-
-// randomTokens returns n ids drawn uniformly from [0, vocab).
-func randomTokens(n, vocab int, seed uint64) []int {
-	rng := graph.NewRand(seed)
-	ids := make([]int, n)
-	for i := range ids {
-		ids[i] = rng.IntN(vocab)
-	}
-	return ids
 }
 
 // randomizeB fills every B of the active adapter with N(0, 0.02²) draws, so

@@ -3,7 +3,6 @@ package graph
 import (
 	"errors"
 	"fmt"
-	"unsafe"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -16,8 +15,9 @@ import (
 //
 // The op's forward pass runs the nested forward pass, copies y out and hands
 // the nested buffers (op outputs, attention probabilities, dropout masks)
-// back to a pool the builder's checkpoints share, so that only one
-// checkpoint's activations exist at a time. Its gradient recomputes the
+// back: the nested programs of a builder's checkpoints share one arena of
+// storage (they run one at a time), so that only one checkpoint's
+// activations exist at a time. Its gradient recomputes the
 // forward pass, with the dropout random source wound back to where the
 // forward pass drew from it, then runs the nested backward pass for the
 // upstream gradient: the masks, the activations and so the gradients are
@@ -59,8 +59,9 @@ func Checkpoint(x *Node, fn func(x *Node) *Node) *Node {
 		return b.fail(fmt.Errorf("graph: Checkpoint: %w", err))
 	}
 	if b.pool == nil {
-		b.pool = &ckptPool{bufs: map[string][]*tensor.Dense{}}
+		b.pool = &ckptPool{arena: newArena()}
 	}
+	prog.arena = b.pool.arena
 	c := &ckpt{prog: prog, xp: xp, y: y, dy: dy, pool: b.pool}
 	ins := []*Node{x}
 	for _, p := range prog.trainable {
@@ -80,7 +81,6 @@ func Checkpoint(x *Node, fn func(x *Node) *Node) *Node {
 	for _, n := range inner.g.AllNodes() {
 		if op, ok := n.Op().(*fusedOp); ok && !keep[n] {
 			c.ops = append(c.ops, op)
-			c.shapes = append(c.shapes, n.Shape().Clone())
 		}
 	}
 	grads := func(in []*G.Node, _, dyn *G.Node) ([]*G.Node, error) {
@@ -89,9 +89,8 @@ func Checkpoint(x *Node, fn func(x *Node) *Node) *Node {
 		if out[0], _, err = b.gradNode(&ckptGradKernel{c: c}, in[0], dyn); err != nil {
 			return nil, err
 		}
-		c.paramOps = make([]*fusedOp, len(c.params))
 		for i := range c.params {
-			if out[i+1], c.paramOps[i], err = b.gradNode(&ckptParamGradKernel{c: c, i: i}, out[0]); err != nil {
+			if out[i+1], _, err = b.gradNode(&ckptParamGradKernel{c: c, i: i}, out[0]); err != nil {
 				return nil, err
 			}
 		}
@@ -121,24 +120,18 @@ type ckpt struct {
 // ckptPool holds the buffers of nested programs between their runs, by
 // shape, and the per-op state kernels keep for their gradients.
 type ckptPool struct {
-	bufs  map[string][]*tensor.Dense
+	arena *arena // the nested programs' storage: they run one at a time
 	attn  []interface{}
 	masks [][]float32
 	mask8 [][]float64
 }
 
-func shapeKey(dt tensor.Dtype, s tensor.Shape) string { return fmt.Sprint(dt, s) }
-
-// lend gives the nested ops buffers from the pool before a run.
+// lend gives the nested ops' kernel state (attention probabilities,
+// dropout masks) from the pool before a run; the values themselves live in
+// the arena all checkpoints share.
 func (c *ckpt) lend() {
 	p := c.pool
-	for i, op := range c.ops {
-		if s := c.shapes[i]; op.buf == nil && !s.IsScalar() {
-			k := shapeKey(op.dt.tensorDtype(), s)
-			if l := p.bufs[k]; len(l) > 0 {
-				op.buf, p.bufs[k] = l[len(l)-1], l[:len(l)-1]
-			}
-		}
+	for _, op := range c.ops {
 		switch k := op.k.(type) {
 		case *attnKernel:
 			if k.state == nil && len(p.attn) > 0 {
@@ -155,15 +148,10 @@ func (c *ckpt) lend() {
 	}
 }
 
-// reclaim takes the nested ops' buffers back after a run.
+// reclaim takes the nested ops' kernel state back after a run.
 func (c *ckpt) reclaim() {
 	p := c.pool
 	for _, op := range c.ops {
-		if op.buf != nil {
-			k := shapeKey(op.buf.Dtype(), op.buf.Shape())
-			p.bufs[k] = append(p.bufs[k], op.buf)
-			op.buf = nil
-		}
 		switch k := op.k.(type) {
 		case *attnKernel:
 			if k.state != nil {
@@ -265,11 +253,6 @@ func (k *ckptGradKernel) forward(out tval, in []tval) error {
 		var dx Array
 		dx, _ = c.prog.Grad(c.xp)
 		copyOut(out, dx)
-		for i, p := range c.params { // the outer gradient ops output the nested buffers
-			if v, ok := c.prog.last.value(c.prog.gradNode[p]).(*tensor.Dense); ok && i < len(c.paramOps) && c.paramOps[i] != nil {
-				c.paramOps[i].buf = v
-			}
-		}
 	}
 	c.reclaim()
 	if err != nil {
@@ -286,8 +269,7 @@ func dyValues(v tval) interface{} {
 }
 
 // ckptParamGradKernel outputs the gradient of the checkpoint's i-th
-// trainable parameter, which its op's buffer shares with the nested
-// program after the first backward pass (a copy otherwise).
+// trainable parameter, which the nested program computed.
 type ckptParamGradKernel struct {
 	c *ckpt
 	i int
@@ -303,10 +285,6 @@ func (k *ckptParamGradKernel) forward(out tval, _ []tval) error {
 	g, ok := k.c.prog.Grad(k.c.params[k.i])
 	if !ok {
 		return fmt.Errorf("no gradient for %s", k.c.params[k.i].Name)
-	}
-	if out.f32 != nil && len(g.F32) > 0 && unsafe.SliceData(out.f32) == unsafe.SliceData(g.F32) ||
-		out.f64 != nil && len(g.F64) > 0 && unsafe.SliceData(out.f64) == unsafe.SliceData(g.F64) {
-		return nil // the same storage
 	}
 	copyOut(out, g)
 	return nil

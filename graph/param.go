@@ -1,9 +1,11 @@
 package graph
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
+	"gonum.org/v1/gonum/mat"
 	"gorgonia.org/tensor"
 )
 
@@ -281,4 +283,16 @@ func (p *Param) StorageBytes() int64 {
 		return p.q.Bytes()
 	}
 	return int64(p.Len() * p.DType().Size())
+}
+
+// ParamMatrix copies a 2-D parameter into a float64 matrix of its shape.
+func ParamMatrix(p *Param) (*mat.Dense, error) {
+	if p == nil {
+		return nil, errors.New("graph: ParamMatrix: nil parameter")
+	}
+	s := p.Shape()
+	if len(s) != 2 || s[0] == 0 || s[1] == 0 {
+		return nil, fmt.Errorf("graph: ParamMatrix: parameter %s has shape %v, want a non-empty matrix", p.Name, s)
+	}
+	return mat.NewDense(s[0], s[1], p.Values()), nil
 }

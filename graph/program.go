@@ -3,6 +3,7 @@ package graph
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -67,6 +68,8 @@ type Program struct {
 	fwd, full           *executor
 	last                *executor        // the executor of the last successful run
 	readable            map[*G.Node]bool // the outputs and the loss
+	opt                 ExecOptions
+	arena               *arena // storage the executors hand out by liveness
 }
 
 // Compile finishes the graph. loss (a scalar, or nil for an inference-only
@@ -241,7 +244,10 @@ func (p *Program) exec(e **executor, roots []*G.Node) error {
 		return fmt.Errorf("graph: run: %w", err)
 	}
 	if *e == nil {
-		x, err := newExecutor(p.b.g, roots)
+		if p.arena == nil {
+			p.arena = newArena()
+		}
+		x, err := newExecutor(p.b.g, roots, p.opt, p.arena)
 		if err != nil {
 			return err
 		}
@@ -330,8 +336,62 @@ func (p *Program) SetRNGState(s []byte) error {
 	return nil
 }
 
-// Close releases the program's plans; the Program must not be run after.
+// SetExecOptions switches optimisations of the executor off (see
+// ExecOptions); the program is planned again at its next run. Values are the
+// same with any options, up to the rounding of a different order of
+// additions (see "Running" in the package documentation).
+func (p *Program) SetExecOptions(o ExecOptions) {
+	p.opt = o
+	p.fwd, p.full, p.last, p.arena = nil, nil, nil, nil
+}
+
+// Close releases the program's plans and storage; the Program must not be
+// run after.
 func (p *Program) Close() error {
-	p.fwd, p.full, p.last = nil, nil, nil
+	p.fwd, p.full, p.last, p.arena = nil, nil, nil, nil
+	return nil
+}
+
+// BindParam makes the parameter node n of this program read and write prm's
+// storage from the next run on, in place of the parameter n was built with,
+// without compiling again: a compiled decoding step uses it to switch between
+// key/value caches (see CachedSelfAttention). Nothing is copied. prm must
+// have n's shape and dtype, must not already be in the program, and both it
+// and the parameter it replaces must be frozen (not Trainable), since
+// gradients are fixed when the program is compiled.
+func (p *Program) BindParam(n *Node, prm *Param) error {
+	switch {
+	case n == nil || n.n == nil || n.param == nil:
+		return errors.New("graph: BindParam: not a parameter node")
+	case prm == nil:
+		return fmt.Errorf("graph: BindParam %s: nil parameter", n.name)
+	case n.b != p.b:
+		return fmt.Errorf("graph: BindParam %s: node from another builder", n.name)
+	}
+	if n.param == prm {
+		return nil
+	}
+	switch {
+	case n.param.Trainable || prm.Trainable:
+		return fmt.Errorf("graph: BindParam %s to %s: trainable parameters cannot be rebound", n.param.Name, prm.Name)
+	case prm.DType() != p.b.dt:
+		return fmt.Errorf("graph: BindParam %s to %s: parameter is %v, program is %v", n.param.Name, prm.Name, prm.DType(), p.b.dt)
+	case !slices.Equal(prm.Shape(), n.param.Shape()):
+		return fmt.Errorf("graph: BindParam %s to %s: shape %v, want %v", n.param.Name, prm.Name, prm.Shape(), n.param.Shape())
+	}
+	if _, in := p.b.pnodes[prm]; in {
+		return fmt.Errorf("graph: BindParam %s to %s: the parameter is already in the program", n.param.Name, prm.Name)
+	}
+	if err := G.Let(n.n, prm.value); err != nil {
+		return fmt.Errorf("graph: BindParam %s to %s: %w", n.param.Name, prm.Name, err)
+	}
+	delete(p.b.pnodes, n.param)
+	p.b.pnodes[prm] = n
+	for i, q := range p.b.params {
+		if q == n.param {
+			p.b.params[i] = prm
+		}
+	}
+	n.param, n.name = prm, prm.Name
 	return nil
 }

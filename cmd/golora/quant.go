@@ -7,6 +7,7 @@ import (
 
 	"github.com/golora/golora/experiments"
 	"github.com/golora/golora/graph"
+	"github.com/golora/golora/internal/benchutil"
 	"github.com/golora/golora/models/gpt"
 	"github.com/golora/golora/nn"
 )
@@ -67,16 +68,16 @@ func (p *precisionFlags) apply(m *gpt.Model) error {
 // memWatch samples a training run's peak Go heap for the progress line.
 type memWatch struct {
 	params  []*graph.Param
-	sampler *experiments.PeakSampler
+	sampler *benchutil.Peak
 }
 
 func newMemWatch(params []*graph.Param) *memWatch {
-	return &memWatch{params: params, sampler: experiments.StartPeakSampler(5 * time.Millisecond)}
+	return &memWatch{params: params, sampler: benchutil.StartPeak(5 * time.Millisecond)}
 }
 
 func (w *memWatch) stop() {
 	if w != nil {
-		w.sampler.Stop()
+		_ = w.sampler.Stop()
 	}
 }
 

@@ -453,14 +453,6 @@ func ExampleBiasMode() {
 	// h.0.mlp.c_fc.lora_B.default.weight
 }
 
-func ExampleParamMatrix() {
-	p, _ := graph.NewParamFrom("A", []float32{1, 2, 3, 4, 5, 6}, 3, 2)
-	a, err := lora.ParamMatrix(p)
-	fmt.Println(err, a.At(2, 1), mat.Formatted(a.T(), mat.Squeeze()))
-	// Output: <nil> 6 ⎡1  3  5⎤
-	// ⎣2  4  6⎦
-}
-
 // The paper's Figure 3 grid: φ(A₁, A₂, i, j) for every i ≤ r₁, j ≤ r₂.
 func ExampleSubspaceSimilarityGrid() {
 	a1 := mat.NewDense(4, 2, []float64{ // spans e₁, e₂
