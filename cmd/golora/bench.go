@@ -34,6 +34,13 @@ func runBench(c *cli, args []string) error {
 	var pf precisionFlags
 	f.StringVar(&modes, "modes", "lora,full", "trainings to measure: lora, full or both (the peak RSS is the process's: give one mode\nto read its own)")
 	f.BoolVar(&noLatency, "no-latency", false, "skip the inference latencies")
+	var shape struct{ layers, embd, heads, context, batch, vocab int }
+	f.IntVar(&shape.layers, "layers", 0, "override the configurations' number of blocks (0: theirs)")
+	f.IntVar(&shape.embd, "embd", 0, "override the width d (0: theirs)")
+	f.IntVar(&shape.heads, "heads", 0, "override the attention heads (0: theirs)")
+	f.IntVar(&shape.context, "context", 0, "override the context (0: theirs)")
+	f.IntVar(&shape.batch, "batch", 0, "override the batch (0: theirs)")
+	f.IntVar(&shape.vocab, "vocab", 0, "override the vocabulary (0: theirs)")
 	pf.register(f)
 	pf.registerRecompute(f)
 	pos, err := f.parse(args)
@@ -95,6 +102,23 @@ func runBench(c *cli, args []string) error {
 		cfg, err := experiments.StandardBenchConfig(strings.TrimSpace(n))
 		if err != nil {
 			return usagef("--configs %q: want a comma-separated list of %s, or all", configs, strings.Join(experiments.BenchConfigNames(), ", "))
+		}
+		for _, o := range []struct {
+			name string
+			v    int
+			dst  *int
+		}{{"layers", shape.layers, &cfg.Layers}, {"embd", shape.embd, &cfg.Embd}, {"heads", shape.heads, &cfg.Heads},
+			{"context", shape.context, &cfg.Context}, {"batch", shape.batch, &cfg.Batch}, {"vocab", shape.vocab, &cfg.Vocab}} {
+			if o.v < 0 {
+				return usagef("--%s %d: want ≥ 1 (0: the configuration's)", o.name, o.v)
+			}
+			if o.v > 0 {
+				*o.dst = o.v
+				cfg.Name += fmt.Sprintf(" %s=%d", o.name, o.v)
+			}
+		}
+		if cfg.Embd%cfg.Heads != 0 {
+			return usagef("--embd %d does not split into %d heads", cfg.Embd, cfg.Heads)
 		}
 		opt.Configs = append(opt.Configs, cfg)
 	}
