@@ -25,6 +25,7 @@ type Param struct {
 	Trainable bool
 
 	value *tensor.Dense
+	q     *QTensor // set when the weight is held quantized (value is nil)
 }
 
 // NewParam returns a zero-filled trainable parameter of the given shape. A
@@ -111,20 +112,34 @@ func NewParamFrom(name string, data interface{}, shape ...int) (*Param, error) {
 
 // DType reports the element type.
 func (p *Param) DType() DType {
+	if p.q != nil {
+		return Float32
+	}
 	dt, _ := fromTensorDtype(p.value.Dtype())
 	return dt
 }
 
 // Shape returns a copy of the parameter's shape.
-func (p *Param) Shape() []int { return append([]int(nil), p.value.Shape()...) }
+func (p *Param) Shape() []int {
+	if p.q != nil {
+		return p.q.Shape()
+	}
+	return append([]int(nil), p.value.Shape()...)
+}
 
 // Len is the number of elements.
-func (p *Param) Len() int { return p.value.Shape().TotalSize() }
+func (p *Param) Len() int {
+	if p.q != nil {
+		return p.q.rows * p.q.cols
+	}
+	return p.value.Shape().TotalSize()
+}
 
 // Float32s returns the backing storage of a float32 parameter (nil for
-// float64). Writes to it change the parameter in place.
+// float64 and for a quantized parameter). Writes to it change the parameter
+// in place.
 func (p *Param) Float32s() []float32 {
-	if p.value.Dtype() != tensor.Float32 {
+	if p.q != nil || p.value.Dtype() != tensor.Float32 {
 		return nil
 	}
 	return p.value.Float32s()
@@ -133,14 +148,20 @@ func (p *Param) Float32s() []float32 {
 // Float64s returns the backing storage of a float64 parameter (nil for
 // float32). Writes to it change the parameter in place.
 func (p *Param) Float64s() []float64 {
-	if p.value.Dtype() != tensor.Float64 {
+	if p.q != nil || p.value.Dtype() != tensor.Float64 {
 		return nil
 	}
 	return p.value.Float64s()
 }
 
-// Values returns a float64 copy of the values, whatever the dtype.
+// Values returns a float64 copy of the values, whatever the dtype (for a
+// quantized parameter, its dequantized values).
 func (p *Param) Values() []float64 {
+	if p.q != nil {
+		out := make([]float64, p.Len())
+		dequantRange(p.q, out, 0)
+		return out
+	}
 	if d := p.Float64s(); d != nil {
 		return append([]float64(nil), d...)
 	}
@@ -211,6 +232,9 @@ func (p *Param) SetValues(v []float64) error {
 	if len(v) != p.Len() {
 		return fmt.Errorf("graph: parameter %s: %d values for %d elements", p.Name, len(v), p.Len())
 	}
+	if p.q != nil {
+		return fmt.Errorf("graph: parameter %s is held at %v: dequantize it before writing its values", p.Name, p.q.prec)
+	}
 	if d := p.Float64s(); d != nil {
 		copy(d, v)
 		return nil
@@ -228,7 +252,7 @@ func (p *Param) CopyFrom(src *Param) error {
 	if !slices.Equal(p.Shape(), src.Shape()) {
 		return fmt.Errorf("graph: copy %s into %s: shape %v, want %v", src.Name, p.Name, src.Shape(), p.Shape())
 	}
-	if p.DType() == src.DType() {
+	if p.DType() == src.DType() && p.q == nil && src.q == nil {
 		if p.DType() == Float64 {
 			copy(p.Float64s(), src.Float64s())
 		} else {
@@ -241,6 +265,9 @@ func (p *Param) CopyFrom(src *Param) error {
 
 // Clone returns a deep copy with the same name and trainable flag.
 func (p *Param) Clone() *Param {
+	if p.q != nil {
+		return &Param{Name: p.Name, Trainable: p.Trainable, q: p.q.clone()}
+	}
 	c := NewParam(p.Name, p.DType(), p.Shape()...)
 	c.Trainable = p.Trainable
 	_ = c.CopyFrom(p)
@@ -255,8 +282,13 @@ func (p *Param) Convert(dt DType) *Param {
 	return c
 }
 
-// Zero sets every element to 0.
+// Zero sets every element to 0 (a quantized parameter becomes a float32
+// one).
 func (p *Param) Zero() {
+	if p.q != nil {
+		p.value, p.q = newDense(Float32, tensor.Shape(p.q.Shape())), nil
+		return
+	}
 	if d := p.Float64s(); d != nil {
 		clear(d)
 		return
@@ -266,6 +298,9 @@ func (p *Param) Zero() {
 
 // String describes the parameter as "name [shape] dtype".
 func (p *Param) String() string {
+	if p.q != nil {
+		return fmt.Sprintf("%s %v %s", p.Name, p.Shape(), p.q.prec)
+	}
 	return fmt.Sprintf("%s %v %s", p.Name, p.Shape(), p.DType())
 }
 
@@ -276,6 +311,65 @@ func CountParams(ps []*Param) int {
 		n += p.Len()
 	}
 	return n
+}
+
+// Quantize holds a frozen 2-D float32 parameter at precision prec (F32
+// leaves it as it is), dropping its float32 storage. A quantized parameter
+// is read only by Linear, LinearT, Embedding and QuantColNorms, through
+// tiles dequantized on the fly; it gets no gradient and cannot be written
+// in place (Dequantize it first).
+func (p *Param) Quantize(prec Precision, opt QuantizeOptions) error {
+	if prec == F32 {
+		return nil
+	}
+	if p.q != nil {
+		return fmt.Errorf("graph: parameter %s is already held at %v", p.Name, p.q.prec)
+	}
+	if p.Trainable {
+		return fmt.Errorf("graph: parameter %s is trainable: only a frozen weight can be quantized", p.Name)
+	}
+	s := p.Shape()
+	if len(s) != 2 || p.DType() != Float32 {
+		return fmt.Errorf("graph: parameter %s is %v %v: only a 2-D float32 weight can be quantized", p.Name, s, p.DType())
+	}
+	q, err := Quantize(p.Float32s(), s[0], s[1], prec, opt)
+	if err != nil {
+		return fmt.Errorf("graph: parameter %s: %w", p.Name, err)
+	}
+	p.q, p.value = q, nil
+	return nil
+}
+
+// Precision is the parameter's storage precision (F32 for a float32 or
+// float64 parameter).
+func (p *Param) Precision() Precision {
+	if p.q == nil {
+		return F32
+	}
+	return p.q.prec
+}
+
+// Quantized returns the quantized storage, or nil.
+func (p *Param) Quantized() *QTensor { return p.q }
+
+// Dequantize turns a quantized parameter back into a float32 one with its
+// dequantized values (a no-op for a float parameter): the path to merge an
+// adapter into it or to write it out.
+func (p *Param) Dequantize() {
+	if p.q == nil {
+		return
+	}
+	t := newDense(Float32, tensor.Shape(p.q.Shape()))
+	dequantRange(p.q, t.Float32s(), 0)
+	p.value, p.q = t, nil
+}
+
+// StorageBytes is the memory the parameter's values take.
+func (p *Param) StorageBytes() int64 {
+	if p.q != nil {
+		return p.q.Bytes()
+	}
+	return int64(p.Len() * p.DType().Size())
 }
 
 // ParamMatrix copies a 2-D parameter into a float64 matrix of its shape.

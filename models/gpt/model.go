@@ -35,6 +35,20 @@ type Model struct {
 
 	hfFiles *tokenizer.Tokenizer // the Hugging Face tokenizer files, when cfg.Tokenizer is "hf"
 	hfTok   Tokenizer            // hfFiles as a Tokenizer
+
+	recompute int // activation recomputation: blocks per checkpoint (0: none)
+}
+
+// SetRecompute makes graphs built from now on keep only the input of every
+// every-th block and recompute the blocks' activations in the backward
+// pass (see nn.Blocks and graph.Checkpoint); 0 turns it off. Gradients are
+// bit for bit the same; memory falls, time rises by about a forward pass.
+func (m *Model) SetRecompute(every int) error {
+	if every < 0 {
+		return fmt.Errorf("gpt: recompute every %d blocks, want ≥ 0", every)
+	}
+	m.recompute = every
+	return nil
 }
 
 // Block is one transformer block, h.{i}:
@@ -300,9 +314,9 @@ func (m *Model) Logits(ids *graph.Node, batch, ctx int) *graph.Node {
 	}
 
 	x := m.Embed(ids, b.IntConstant("pos", pos, batch*ctx)) // [B·T, d]
-	for _, blk := range m.H {
-		x = blk.Forward(x, batch) // [B·T, d]
-	}
+	x = nn.Blocks(x, len(m.H), m.recompute, func(i int, x *graph.Node) *graph.Node {
+		return m.H[i].Forward(x, batch) // [B·T, d]
+	})
 	return m.Head(x) // [B·T, V]
 }
 

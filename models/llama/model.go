@@ -39,6 +39,8 @@ type Model struct {
 	tokens  nn.Layer             // the token lookup: Embed, or a wrapper
 	head    nn.Layer             // the untied head: LMHead, or a wrapper
 	base    map[string]nn.Layer  // the layers New made, by path
+
+	recompute int // activation recomputation: blocks per checkpoint (0: none)
 }
 
 // Block is one decoder layer, model.layers.{i}:
@@ -405,9 +407,13 @@ func (m *Model) Logits(ids *graph.Node, batch, ctx int) *graph.Node {
 	}
 	p := b.IntConstant("positions", pos, batch*ctx)
 	x := m.tokens.Forward(ids) // [B·T, d]
-	for _, blk := range m.Blocks {
-		x = blk.Forward(x, p, batch) // [B·T, d]
-	}
+	x = nn.Blocks(x, len(m.Blocks), m.recompute, func(i int, x *graph.Node) *graph.Node {
+		pp := p
+		if xb := x.Builder(); xb != b { // inside a checkpoint: its own positions
+			pp = xb.IntConstant("positions", pos, batch*ctx)
+		}
+		return m.Blocks[i].Forward(x, pp, batch) // [B·T, d]
+	})
 	return m.Head(x) // [B·T, V]
 }
 
@@ -438,4 +444,16 @@ func (m *Model) Head(x *graph.Node) *graph.Node {
 		return m.head.Forward(h) // [N, d]·[d, V]
 	}
 	return graph.LinearT(h, x.Builder().Param(m.Embed.Weight), nil) // [N, d]·[V, d]ᵀ → [N, V]
+}
+
+// SetRecompute makes graphs built from now on keep only the input of every
+// every-th block and recompute the blocks' activations in the backward
+// pass (see nn.Blocks and graph.Checkpoint); 0 turns it off. Gradients are
+// bit for bit the same.
+func (m *Model) SetRecompute(every int) error {
+	if every < 0 {
+		return fmt.Errorf("llama: recompute every %d blocks, want ≥ 0", every)
+	}
+	m.recompute = every
+	return nil
 }
