@@ -626,7 +626,7 @@ func inPlaceInputs(k kernel) []int {
 	switch k.(type) {
 	case addKernel, mulKernel:
 		return []int{0, 1}
-	case subKernel, *scaleKernel, divKernel, *addColsKernel, addBiasKernel, scaleColsKernel, scaleRowsKernel:
+	case subKernel, *scaleKernel, divKernel, *addColsKernel, addBiasKernel, scaleColsKernel, scaleRowsKernel, *xentGradKernel:
 		return []int{0}
 	}
 	return nil
