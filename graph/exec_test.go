@@ -67,6 +67,12 @@ func TestExecOptionsAgree(t *testing.T) {
 	var cases []opCase
 	cases = append(cases, primCases()...)
 	cases = append(cases, linearCases()...)
+	// Sums of scalars (and Grad's sum of a scalar's two gradients).
+	cases = append(cases, opCase{name: "sum of scalars", params: []pspec{{name: "x", shape: []int{3, 4}}},
+		build: func(b *Builder, p []*Node) *Node {
+			s := Sum(p[0])
+			return Add(s, Scale(s, 2))
+		}})
 	// The cross-entropy gradient overwrites the logits it recomputes the
 	// softmax from, with and without a mask and smoothing.
 	for _, masked := range []bool{false, true} {
