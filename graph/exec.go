@@ -231,11 +231,13 @@ func (e *executor) isGorgoniaAdd(st *execStep) bool {
 	return dt == tensor.Float32 || dt == tensor.Float64
 }
 
-func (e *executor) dtype() DType {
-	for _, st := range e.steps {
-		if st.fop != nil {
-			return st.fop.dt
-		}
+// dtypeOf is the float dtype of a step's output.
+func dtypeOf(st *execStep) DType {
+	if st.fop != nil {
+		return st.fop.dt
+	}
+	if st.n.Dtype() == tensor.Float64 {
+		return Float64
 	}
 	return Float32
 }
@@ -392,13 +394,15 @@ func (e *executor) plan(opt ExecOptions, ar *arena) error {
 	deferrable := func(s int) bool {
 		ps := e.stepOf(s)
 		return !opt.NoAccumulate && ps != nil && ps.kind == kindMM && ps.mm.bias < 0 && !e.root[s] &&
-			len(consumers[s]) == 1 && ps.fop.dt == e.dtype()
+			len(consumers[s]) == 1
 	}
 	for i := range e.steps {
 		st := &e.steps[i]
 		var ys, us int
 		col, sym := 0, true // sym: an elementwise sum, whose terms may be swapped
 		switch {
+		case st.shape.IsScalar():
+			continue // a scalar sum runs as a kernel (see runScalar)
 		case st.fop != nil && st.kind == kindKernel:
 			switch k := st.fop.k.(type) {
 			case addKernel:
@@ -509,7 +513,6 @@ func (e *executor) plan(opt ExecOptions, ar *arena) error {
 	}
 	free := map[arenaKey][]int{}
 	next := map[arenaKey]int{}
-	dt := e.dtype()
 	inPlaceOK := func(st *execStep, s int) bool {
 		if opt.NoInPlace || opt.NoReuse || s < L || pooled[s] < 0 || last[s] != st.index(e) {
 			return false
@@ -525,6 +528,7 @@ func (e *executor) plan(opt ExecOptions, ar *arena) error {
 		if st.shape.IsScalar() {
 			continue // a scalar value of its own (see runScalar)
 		}
+		dt := dtypeOf(st)
 		key := arenaKey{dt, st.shape.TotalSize()}
 		var buf *tensor.Dense
 		switch {
@@ -581,7 +585,7 @@ func (e *executor) plan(opt ExecOptions, ar *arena) error {
 		}
 		reads(st, func(r int) {
 			if last[r] == i && pooled[r] >= 0 {
-				k := arenaKey{dt, e.shapeOf(r).TotalSize()}
+				k := arenaKey{dtypeOf(e.stepOf(r)), e.shapeOf(r).TotalSize()}
 				free[k] = append(free[k], pooled[r])
 				pooled[r] = -1
 			}
@@ -626,7 +630,7 @@ func inPlaceInputs(k kernel) []int {
 	switch k.(type) {
 	case addKernel, mulKernel:
 		return []int{0, 1}
-	case subKernel, *scaleKernel, divKernel, *addColsKernel, addBiasKernel, scaleColsKernel, scaleRowsKernel:
+	case subKernel, *scaleKernel, divKernel, *addColsKernel, addBiasKernel, scaleColsKernel, scaleRowsKernel, *xentGradKernel:
 		return []int{0}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"fmt"
 	"math"
 	"testing"
 )
@@ -66,6 +67,26 @@ func TestExecOptionsAgree(t *testing.T) {
 	var cases []opCase
 	cases = append(cases, primCases()...)
 	cases = append(cases, linearCases()...)
+	// Sums of scalars (and Grad's sum of a scalar's two gradients).
+	cases = append(cases, opCase{name: "sum of scalars", params: []pspec{{name: "x", shape: []int{3, 4}}},
+		build: func(b *Builder, p []*Node) *Node {
+			s := Sum(p[0])
+			return Add(s, Scale(s, 2))
+		}})
+	// The cross-entropy gradient overwrites the logits it recomputes the
+	// softmax from, with and without a mask and smoothing.
+	for _, masked := range []bool{false, true} {
+		cases = append(cases, opCase{name: fmt.Sprintf("cross-entropy of a product, mask %v", masked),
+			params: []pspec{{name: "x", shape: []int{6, 4}}, {name: "W", shape: []int{4, 11}}},
+			build: func(b *Builder, p []*Node) *Node {
+				var mask *Node
+				if masked {
+					mask = b.Constant("mask", []float64{1, 0, 1, 1, 0, 1}, 6)
+				}
+				logits := Add(MatMul(p[0], p[1], false, false), MatMul(p[0], p[1], false, false))
+				return SoftmaxCrossEntropy(logits, b.IntConstant("t", []int{3, 10, 0, 7, 7, 1}, 6), mask, 0.1)
+			}})
+	}
 	// Products large enough to be split across goroutines (with OpenBLAS),
 	// reading column slices with strides and accumulating into columns.
 	cases = append(cases, opCase{name: "large low-rank update of two column blocks",

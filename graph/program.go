@@ -352,6 +352,34 @@ func (p *Program) SetExecOptions(o ExecOptions) {
 	p.fwd, p.full, p.last, p.arena = nil, nil, nil, nil
 }
 
+// storageBytes is what the values of the program's planned executors
+// occupy: the arena's buffers and the roots' own.
+func (p *Program) storageBytes() int {
+	n := 0
+	if p.arena != nil {
+		for k, l := range p.arena.bufs {
+			size := 4
+			if k.dt == Float64 {
+				size = 8
+			}
+			n += len(l) * k.size * size
+		}
+	}
+	for _, e := range []*executor{p.fwd, p.full} {
+		if e == nil {
+			continue
+		}
+		for i, st := range e.steps {
+			if e.root[len(e.leaves)+i] && st.out.f32 != nil {
+				n += 4 * len(st.out.f32)
+			} else if e.root[len(e.leaves)+i] && st.out.f64 != nil {
+				n += 8 * len(st.out.f64)
+			}
+		}
+	}
+	return n
+}
+
 // Close releases the program's plans and storage; the Program must not be
 // run after.
 func (p *Program) Close() error {

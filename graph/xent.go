@@ -60,14 +60,18 @@ func SoftmaxCrossEntropy(logits, targets, mask *Node, smoothing float64) *Node {
 }
 
 // xentKernel: (logits [N, V], targets int [N], mask [N]?) → scalar loss. It
-// keeps the softmax of the rows with a non-zero mask for the gradient.
+// keeps each row's max and Σ exp(x − max) for the gradient, which computes
+// the softmax again from the logits (into its own output, which may be the
+// logits' storage), so no N·V softmax is kept between the passes.
 type xentKernel struct {
 	eps     float64
 	mask    bool
 	targets string // the targets node's name, for errors
 
-	probs   interface{} // []float32 or []float64 of N·V, reused across runs
+	rowMax  interface{} // []float32 or []float64 of N: each row's max, reused across runs
+	rowExp  []float64   // Σ_v exp(x_v − max) of each row, reused across runs
 	rowLoss []float64   // ℓ_i, reused across runs
+	scratch interface{} // []float32 or []float64: one row per worker
 }
 
 func (k *xentKernel) String() string { return "SoftmaxCrossEntropy" }
@@ -120,26 +124,38 @@ func xentForward[T floatT](k *xentKernel, in []tval) (float64, error) {
 		}
 		msum += m
 	}
-	p, _ := k.probs.([]T)
-	if len(p) != len(x) {
-		p = make([]T, len(x))
-		k.probs = p
+	mx, _ := k.rowMax.([]T)
+	if len(mx) != n {
+		mx = make([]T, n)
+		k.rowMax = mx
+	}
+	if len(k.rowExp) != n {
+		k.rowExp = make([]float64, n)
 	}
 	// ℓ_i with lse = log Σ_v exp(x_v): −log p_t = lse − x_t and
 	// mean_v(−log p_v) = lse − mean_v x_v.
 	if len(k.rowLoss) != n {
 		k.rowLoss = make([]float64, n)
 	}
-	rowLoss := k.rowLoss
-	forRows(n, v, func(lo, hi int) {
+	rowLoss, rowExp := k.rowLoss, k.rowExp
+	w := rowWorkers(n, v)
+	scratch, _ := k.scratch.([]T)
+	if len(scratch) != w*v {
+		scratch = make([]T, w*v)
+		k.scratch = scratch
+	}
+	forRowBlocks(n, w, func(b, lo, hi int) {
+		e := scratch[b*v : (b+1)*v]
 		for i := lo; i < hi; i++ {
 			if rowWeight(mask, i) == 0 {
 				rowLoss[i] = 0
 				continue
 			}
 			xi := x[i*v : (i+1)*v]
-			mx, sum := softmaxRow(p[i*v:(i+1)*v], xi)
-			lse := float64(mx) + math.Log(sum)
+			mx[i] = rowMax(xi)
+			sum := expSubSum(e, xi, mx[i])
+			rowExp[i] = sum
+			lse := float64(mx[i]) + math.Log(sum)
 			l := (1 - k.eps) * (lse - float64(xi[ids[i]]))
 			if k.eps != 0 {
 				l += k.eps * (lse - rowSum(xi)/float64(v))
@@ -158,7 +174,9 @@ func xentForward[T floatT](k *xentKernel, in []tval) (float64, error) {
 }
 
 // xentGradKernel: (logits [N, V], loss, g, targets, mask?) → dlogits [N, V],
-// reading the softmax its forward kernel stashed during the same run.
+// the softmax computed again from the logits with the row maxima and sums
+// its forward kernel kept during the same run. Each output element depends
+// only on the same element of the logits, so the output may overwrite them.
 type xentGradKernel struct{ fwd *xentKernel }
 
 func (k *xentGradKernel) String() string { return "SoftmaxCrossEntropy.dlogits" }
@@ -178,10 +196,10 @@ func (k *xentGradKernel) forward(out tval, in []tval) error {
 }
 
 func xentBackward[T floatT](k *xentGradKernel, out tval, in []tval) error {
-	dl, ids := data[T](out), in[3].ints
-	p, _ := k.fwd.probs.([]T)
-	if len(p) != len(dl) {
-		return fmt.Errorf("stashed softmax has %d values, want %d", len(p), len(dl))
+	dl, ids, x := data[T](out), in[3].ints, data[T](in[0])
+	mx, _ := k.fwd.rowMax.([]T)
+	if len(mx)*in[0].dims(1) != len(dl) || len(x) != len(dl) {
+		return fmt.Errorf("the forward pass kept %d rows, want %d", len(mx), in[0].dims(0))
 	}
 	var mask []T
 	if k.fwd.mask {
@@ -204,8 +222,10 @@ func xentBackward[T floatT](k *xentGradKernel, out tval, in []tval) error {
 			}
 			c *= g / msum
 			cT, off := T(c), T(c*eps/float64(v))
-			for j, pv := range p[i*v : (i+1)*v] {
-				row[j] = cT*pv - off
+			expSubSum(row, x[i*v:(i+1)*v], mx[i])
+			inv := T(1 / k.fwd.rowExp[i])
+			for j, e := range row {
+				row[j] = cT*(e*inv) - off
 			}
 			row[ids[i]] -= T(c * (1 - eps))
 		}
