@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/golora/golora/nn/lora"
 )
 
 // TestBasePrecision: finetune, eval and generate run on a quantized base;
@@ -45,5 +49,26 @@ func TestBasePrecision(t *testing.T) {
 		if r.code == 0 || !strings.Contains(r.stderr, "--base-precision") || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
 			t.Errorf("golora %s: exit %d, stderr %q", strings.Join(args, " "), r.code, r.stderr)
 		}
+	}
+	for _, bad := range []string{"every-0", "some", "every-x"} {
+		r := golora("finetune", "--base", f.base, "--data", f.prose, "--out", out+"4", "--recompute", bad)
+		if r.code == 0 || !strings.Contains(r.stderr, "--recompute") || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+			t.Errorf("--recompute %s: exit %d, stderr %q", bad, r.code, r.stderr)
+		}
+	}
+	// recomputation changes nothing but memory: the same adapter, bit for bit
+	var files [][]byte
+	for _, rc := range []string{"none", "blocks"} {
+		dir := filepath.Join(t.TempDir(), rc)
+		mustRun(t, "finetune", "--base", f.base, "--data", f.prose, "--out", dir, "--steps", "2",
+			"--context", "16", "--batch", "4", "--recompute", rc, "--quiet", "--seed", "5")
+		b, err := os.ReadFile(filepath.Join(dir, lora.WeightsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, b)
+	}
+	if !bytes.Equal(files[0], files[1]) {
+		t.Error("the adapter trained with --recompute blocks differs from the one without")
 	}
 }
