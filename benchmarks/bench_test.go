@@ -1,19 +1,11 @@
 package benchmarks
 
 import (
-	"bufio"
-	"os"
-	"runtime"
-	"runtime/debug"
-	"runtime/metrics"
-	"slices"
-	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/golora/golora/graph"
+	"github.com/golora/golora/internal/benchutil"
 	"github.com/golora/golora/models/gpt"
 	"github.com/golora/golora/models/llama"
 	"github.com/golora/golora/nn"
@@ -83,15 +75,6 @@ func (c config) adapter() lora.Config {
 	return lora.Config{R: 8, Alpha: 16, Targets: []string{"q", "v"}, Seed: 1}
 }
 
-func randomTokens(n, vocab int, seed uint64) []int {
-	rng := graph.NewRand(seed)
-	ids := make([]int, n)
-	for i := range ids {
-		ids[i] = rng.IntN(vocab)
-	}
-	return ids
-}
-
 // BenchmarkTrain times optimizer steps of LoRA and full fine-tuning.
 func BenchmarkTrain(b *testing.B) {
 	for _, c := range configs {
@@ -107,7 +90,7 @@ func BenchmarkTrain(b *testing.B) {
 }
 
 func benchTrain(b *testing.B, c config, useLoRA bool) {
-	resetPeakRSS()
+	benchutil.ResetPeakRSS()
 	m := c.model(b)
 	if useLoRA {
 		if _, err := lora.Inject(m, c.adapter()); err != nil {
@@ -115,17 +98,17 @@ func benchTrain(b *testing.B, c config, useLoRA bool) {
 		}
 	}
 	steps := c.trainWarmup + b.N
-	ds, err := trainers.NewTextDataset(randomTokens(c.batch*c.context*steps+1, c.vocab, 2), c.context)
+	ds, err := trainers.NewTextDataset(benchutil.RandomTokens(c.batch*c.context*steps+1, c.vocab, 2), c.context)
 	if err != nil {
 		b.Fatal(err)
 	}
 	cfg := trainers.DefaultConfig()
 	cfg.Batch, cfg.Context, cfg.Steps = c.batch, c.context, steps
 	cfg.LR, cfg.Schedule, cfg.LogEvery = 1e-3, trainers.ScheduleConstant, steps
-	var peak *peakSampler
+	var peak *benchutil.Peak
 	cfg.Observer.OnStep = func(s trainers.StepInfo) {
 		if s.Step == c.trainWarmup {
-			peak = startPeak()
+			peak = benchutil.StartPeak(time.Millisecond)
 			b.ResetTimer()
 		}
 	}
@@ -140,8 +123,8 @@ func benchTrain(b *testing.B, c config, useLoRA bool) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*c.batch*c.context)/b.Elapsed().Seconds(), "tokens/s")
-	b.ReportMetric(peak.stop(), "peak-heap-MiB")
-	b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
+	b.ReportMetric(peak.Stop(), "peak-heap-MiB")
+	b.ReportMetric(benchutil.PeakRSSMiB(), "peak-RSS-MiB")
 }
 
 // BenchmarkInfer times one batch-1 forward pass of a whole context.
@@ -159,7 +142,7 @@ func BenchmarkInfer(b *testing.B) {
 }
 
 func benchInfer(b *testing.B, c config, mode string) {
-	resetPeakRSS()
+	benchutil.ResetPeakRSS()
 	m := c.model(b)
 	if mode != "base" {
 		lm, err := lora.Inject(m, c.adapter())
@@ -173,8 +156,8 @@ func benchInfer(b *testing.B, c config, mode string) {
 		}
 	}
 	bl := graph.NewBuilder(graph.Float32, 1)
-	ids := bl.IntConstant("ids", randomTokens(c.context, c.vocab, 3), c.context)
-	prog, err := bl.Compile(nil, m.Logits(bl, ids, 1, c.context))
+	ids := bl.IntConstant("ids", benchutil.RandomTokens(c.context, c.vocab, 3), c.context)
+	prog, err := bl.Compile(nil, m.Logits(ids, 1, c.context))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -185,7 +168,7 @@ func benchInfer(b *testing.B, c config, mode string) {
 			b.Fatal(err)
 		}
 	}
-	peak := startPeak()
+	peak := benchutil.StartPeak(time.Millisecond)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
@@ -195,8 +178,8 @@ func benchInfer(b *testing.B, c config, mode string) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/pass")
-	b.ReportMetric(peak.stop(), "peak-heap-MiB")
-	b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
+	b.ReportMetric(peak.Stop(), "peak-heap-MiB")
+	b.ReportMetric(benchutil.PeakRSSMiB(), "peak-RSS-MiB")
 }
 
 // BenchmarkLatency times batch-1 forward passes of the base model, the
@@ -240,8 +223,8 @@ func BenchmarkLatency(b *testing.B) {
 					}
 				}
 				bl := graph.NewBuilder(graph.Float32, 1)
-				ids := bl.IntConstant("ids", randomTokens(c.context, c.vocab, 3), c.context)
-				prog, err := bl.Compile(nil, m.Logits(bl, ids, 1, c.context))
+				ids := bl.IntConstant("ids", benchutil.RandomTokens(c.context, c.vocab, 3), c.context)
+				prog, err := bl.Compile(nil, m.Logits(ids, 1, c.context))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -267,84 +250,8 @@ func BenchmarkLatency(b *testing.B) {
 			}
 			b.StopTimer()
 			for i, mode := range modes {
-				b.ReportMetric(median(ms[i]), mode+"-ms")
+				b.ReportMetric(benchutil.Median(ms[i]), mode+"-ms")
 			}
 		})
 	}
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
-// peakSampler records the largest Go heap (live and unswept objects) seen
-// while it runs.
-type peakSampler struct {
-	quit chan struct{}
-	wg   sync.WaitGroup
-	peak uint64
-}
-
-func startPeak() *peakSampler {
-	runtime.GC()
-	s := &peakSampler{quit: make(chan struct{})}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			metrics.Read(sample)
-			s.peak = max(s.peak, sample[0].Value.Uint64())
-			select {
-			case <-s.quit:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return s
-}
-
-// stop ends sampling and returns the peak in MiB.
-func (s *peakSampler) stop() float64 {
-	if s == nil {
-		return 0
-	}
-	close(s.quit)
-	s.wg.Wait()
-	return float64(s.peak) / (1 << 20)
-}
-
-// resetPeakRSS returns the memory of earlier runs to the OS and restarts
-// the kernel's peak-RSS count (Linux ≥ 4.0; elsewhere nothing happens), so
-// that peakRSSMiB measures one run: testing runs a benchmark function once
-// with b.N = 1 before the timed run, in the same process.
-func resetPeakRSS() {
-	debug.FreeOSMemory()
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
-}
-
-// peakRSSMiB is VmHWM from /proc/self/status (0 where it does not exist).
-func peakRSSMiB() float64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }

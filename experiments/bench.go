@@ -3,10 +3,13 @@ package experiments
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/golora/golora/graph"
+	"github.com/golora/golora/internal/benchutil"
 	"github.com/golora/golora/models/gpt"
 	"github.com/golora/golora/models/llama"
 	"github.com/golora/golora/nn"
@@ -82,6 +85,18 @@ type BenchOptions struct {
 	// is the global batch (it must divide by the ranks), tokens/s are global,
 	// and the latency runs are skipped. nil: one process.
 	Collective trainers.Collective
+	// Modes are the trainings to run: "lora", "full" or both (nil: both).
+	// The process's peak RSS covers every mode run; measure one mode per
+	// process to read its own.
+	Modes []string
+	// BasePrecision holds the LoRA run's frozen base at bf16, int8 or nf4
+	// (default f32); QuantizeEmbeddings quantizes the embedding tables too.
+	BasePrecision      graph.Precision
+	QuantizeEmbeddings bool
+	// Recompute checkpoints every Recompute blocks in training (0: none).
+	Recompute int
+	// NoLatency skips the inference latencies.
+	NoLatency bool
 }
 
 // BenchResult is the outcome of Bench, ready for encoding/json.
@@ -125,8 +140,12 @@ type BenchConfigResult struct {
 	// LoRAAllReducedBytes and FullAllReducedBytes are the gradient bytes
 	// one data-parallel step all-reduced (as the trainer counted them; 0 on
 	// one process): the trainable parameters × 4 (float32).
-	LoRAAllReducedBytes int64 `json:"lora_allreduced_bytes_per_step,omitempty"`
-	FullAllReducedBytes int64 `json:"full_allreduced_bytes_per_step,omitempty"`
+	BasePrecision       string       `json:"base_precision,omitempty"`
+	Recompute           string       `json:"recompute,omitempty"`
+	LoRAMemory          *MemorySplit `json:"lora_memory,omitempty"`
+	FullMemory          *MemorySplit `json:"full_memory,omitempty"`
+	LoRAAllReducedBytes int64        `json:"lora_allreduced_bytes_per_step,omitempty"`
+	FullAllReducedBytes int64        `json:"full_allreduced_bytes_per_step,omitempty"`
 }
 
 // Bench measures, for each configuration: training tokens/s and peak heap
@@ -162,13 +181,13 @@ func Bench(opt BenchOptions) (*BenchResult, error) {
 		if opt.LatencyRuns > 0 {
 			c.LatencyRuns = opt.LatencyRuns
 		}
-		r, err := benchOne(c, opt.Seed, opt.Progress, opt.Collective)
+		r, err := benchOne(c, opt)
 		if err != nil {
 			return nil, fmt.Errorf("experiments: bench %s: %w", c.Name, err)
 		}
 		res.Configs = append(res.Configs, r)
 	}
-	res.PeakRSSMiB = peakRSSMiB()
+	res.PeakRSSMiB = benchutil.PeakRSSMiB()
 	return res, nil
 }
 
@@ -177,30 +196,34 @@ type benchHost interface {
 	ForwardModel
 	nn.Host
 	BaseParams() []*graph.Param
+	SetRecompute(every int) error
 }
 
 // benchModel builds and initialises the model of c. Benchmarks feed random
 // ids, so the model has no text tokenizer and any vocabulary size.
 func benchModel(c BenchConfig, seed uint64) (benchHost, error) {
+	m, err := newBenchModel(c)
+	if err != nil {
+		return nil, err
+	}
+	type initer interface{ Init(*rand.Rand) error }
+	return m, m.(initer).Init(graph.NewRand(seed))
+}
+
+// newBenchModel builds the model of c with New's values (zero matrices,
+// norm scales 1), not yet initialised.
+func newBenchModel(c BenchConfig) (benchHost, error) {
 	switch c.Arch {
 	case "", "gpt2":
 		cfg := gpt.Config{NLayer: c.Layers, NHead: c.Heads, NEmbd: c.Embd, BlockSize: c.Context,
 			VocabSize: c.Vocab, LayerNormEps: 1e-5, Tokenizer: gpt.TokenizerNone}
-		m, err := gpt.New(cfg, graph.Float32)
-		if err != nil {
-			return nil, err
-		}
-		return m, m.Init(graph.NewRand(seed))
+		return gpt.New(cfg, graph.Float32)
 	case llama.ArchLlama:
 		// SmolLM2's settings beyond the shape: θ 100000, ε 1e-5, tied head.
 		cfg := llama.Config{Arch: llama.ArchLlama, NumLayers: c.Layers, Hidden: c.Embd, Intermediate: c.FFN,
 			Heads: c.Heads, KVHeads: c.KVHeads, VocabSize: c.Vocab, MaxPositions: c.Context, RMSNormEps: 1e-5,
 			RoPE: graph.RoPEConfig{Theta: 100000}, TieEmbeddings: true, BOS: -1, Tokenizer: llama.TokenizerNone}
-		m, err := llama.New(cfg, graph.Float32)
-		if err != nil {
-			return nil, err
-		}
-		return m, m.Init(graph.NewRand(seed))
+		return llama.New(cfg, graph.Float32)
 	}
 	return nil, fmt.Errorf("unknown architecture %q (want gpt2 or llama)", c.Arch)
 }
@@ -214,25 +237,47 @@ func benchLoRA(c BenchConfig, seed uint64) lora.Config {
 	return lora.Config{R: 8, Alpha: 16, Targets: []string{"q", "v"}, Seed: seed}
 }
 
-func benchOne(c BenchConfig, seed uint64, progress func(string), coll trainers.Collective) (BenchConfigResult, error) {
+func benchOne(c BenchConfig, opt BenchOptions) (BenchConfigResult, error) {
+	seed, progress, coll := opt.Seed, opt.Progress, opt.Collective
+	modes := opt.Modes
+	if len(modes) == 0 {
+		modes = []string{"lora", "full"}
+	}
 	say := func(format string, a ...any) {
 		if progress != nil {
 			progress(fmt.Sprintf(format, a...))
 		}
 	}
-	r := BenchConfigResult{BenchConfig: c, LatencyContext: c.Context}
+	r := BenchConfigResult{BenchConfig: c, LatencyContext: c.Context, BasePrecision: opt.BasePrecision.String(), Recompute: nn.RecomputeName(opt.Recompute)}
 	t0 := time.Now()
-	for _, mode := range []string{"lora", "full"} {
+	for _, mode := range modes {
+		if mode != "lora" && mode != "full" {
+			return r, fmt.Errorf("unknown mode %q (want lora or full)", mode)
+		}
+		if mode == "full" && opt.BasePrecision != graph.F32 {
+			return r, fmt.Errorf("full fine-tuning trains the base weights: they cannot be held at %v", opt.BasePrecision)
+		}
 		say("%s: %s training, %d + %d steps of %d × %d tokens", c.Name, mode, c.Warmup, c.Steps, c.Batch, c.Context)
-		m, err := benchModel(c, seed)
+		var m benchHost
+		var lm *lora.Model
+		var err error
+		if mode == "lora" && opt.BasePrecision != graph.F32 {
+			m, lm, err = benchQuantizedModel(c, seed, opt.BasePrecision, opt.QuantizeEmbeddings)
+		} else {
+			m, err = benchModel(c, seed)
+		}
 		if err != nil {
 			return r, err
 		}
 		r.Params = graph.CountParams(m.BaseParams())
+		if err := m.SetRecompute(opt.Recompute); err != nil {
+			return r, err
+		}
 		if mode == "lora" {
-			lm, err := lora.Inject(m, benchLoRA(c, seed))
-			if err != nil {
-				return r, err
+			if lm == nil {
+				if lm, err = lora.Inject(m, benchLoRA(c, seed)); err != nil {
+					return r, err
+				}
 			}
 			r.LoRATrainable = lm.Report().Trainable
 		}
@@ -240,14 +285,17 @@ func benchOne(c BenchConfig, seed uint64, progress func(string), coll trainers.C
 		if err != nil {
 			return r, fmt.Errorf("%s training: %w", mode, err)
 		}
+		split := SplitMemory(m.Params(), int64(peak*(1<<20)), PeakRSSBytes())
 		if mode == "lora" {
 			r.LoRATokensPerSec, r.LoRAMsPerStep, r.LoRAPeakHeapMiB, r.LoRAAllReducedBytes = tps, msStep, peak, bytes
+			r.LoRAMemory = &split
 		} else {
 			r.FullTokensPerSec, r.FullMsPerStep, r.FullPeakHeapMiB, r.FullAllReducedBytes = tps, msStep, peak, bytes
+			r.FullMemory = &split
 		}
 	}
 	r.TrainingSecondsAll = time.Since(t0).Seconds()
-	if coll != nil && coll.Size() > 1 {
+	if coll != nil && coll.Size() > 1 || opt.NoLatency {
 		return r, nil // latency is a one-process measurement
 	}
 
@@ -256,8 +304,8 @@ func benchOne(c BenchConfig, seed uint64, progress func(string), coll trainers.C
 	if err != nil {
 		return r, err
 	}
-	ids := randomTokens(c.Context, m.VocabSize(), seed+1)
-	peak := startPeak(2 * time.Millisecond)
+	ids := benchutil.RandomTokens(c.Context, m.VocabSize(), seed+1)
+	peak := benchutil.StartPeak(2 * time.Millisecond)
 	lat := func() (float64, []float64, error) {
 		f, err := NewForward(m, 1, c.Context)
 		if err != nil {
@@ -304,7 +352,7 @@ func benchOne(c BenchConfig, seed uint64, progress func(string), coll trainers.C
 // a data-parallel run over coll, the gradient bytes a step all-reduced.
 func benchTrain(m trainers.LanguageModel, c BenchConfig, seed uint64, coll trainers.Collective) (tps, msStep, peakMiB float64, bytes int64, err error) {
 	steps := c.Warmup + c.Steps
-	toks := randomTokens(c.Batch*steps*c.Context+1, m.VocabSize(), seed)
+	toks := benchutil.RandomTokens(c.Batch*steps*c.Context+1, m.VocabSize(), seed)
 	ds, err := trainers.NewTextDataset(toks, c.Context)
 	if err != nil {
 		return 0, 0, 0, 0, err
@@ -334,7 +382,7 @@ func benchTrain(m trainers.LanguageModel, c BenchConfig, seed uint64, coll train
 	if err := tr.SetCollective(coll); err != nil {
 		return 0, 0, 0, 0, err
 	}
-	peak := startPeak(2 * time.Millisecond)
+	peak := benchutil.StartPeak(2 * time.Millisecond)
 	if c.Warmup == 0 {
 		tStart = time.Now()
 	}
@@ -348,16 +396,6 @@ func benchTrain(m trainers.LanguageModel, c BenchConfig, seed uint64, coll train
 		return 0, 0, peakMiB, 0, errors.New("no timed steps")
 	}
 	return float64(tokEnd-tokStart) / dt, 1000 * dt / float64(c.Steps), peakMiB, bytes, nil
-}
-
-// randomTokens returns n ids drawn uniformly from [0, vocab).
-func randomTokens(n, vocab int, seed uint64) []int {
-	rng := graph.NewRand(seed)
-	ids := make([]int, n)
-	for i := range ids {
-		ids[i] = rng.IntN(vocab)
-	}
-	return ids
 }
 
 // randomizeB fills every B of the active adapter with N(0, 0.02²) draws, so
@@ -378,4 +416,49 @@ func randomizeB(m *lora.Model, seed uint64) error {
 		}
 	}
 	return nil
+}
+
+// benchQuantizedModel builds benchModel's shape with LoRA injected and the
+// frozen base held at prec, quantizing each weight as soon as it is drawn
+// (from N(0, 0.02²)) and handing the float32 copies back to the operating
+// system every 256 MiB: the float32 model never exists whole, so the
+// process's peak RSS is the training's.
+func benchQuantizedModel(c BenchConfig, seed uint64, prec graph.Precision, embeddings bool) (benchHost, *lora.Model, error) {
+	m, err := newBenchModel(c) // zero pages: not resident until written
+	if err != nil {
+		return nil, nil, err
+	}
+	lm, err := lora.Inject(m, benchLoRA(c, seed))
+	if err != nil {
+		return nil, nil, err
+	}
+	plan, err := nn.BaseQuantization(m, embeddings)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := map[*graph.Param]graph.QuantizeOptions{}
+	for _, q := range plan {
+		opts[q.Param] = q.Options
+	}
+	rng := graph.NewRand(seed)
+	var freed int64
+	for _, p := range m.BaseParams() {
+		if len(p.Shape()) != 2 {
+			continue // biases 0, LayerNorm scales 1 (as New made them)
+		}
+		graph.InitNormal(p, rng, 0.02)
+		o, ok := opts[p]
+		if !ok {
+			continue
+		}
+		if err := p.Quantize(prec, o); err != nil {
+			return nil, nil, err
+		}
+		if freed += int64(4 * p.Len()); freed >= 256<<20 {
+			debug.FreeOSMemory()
+			freed = 0
+		}
+	}
+	debug.FreeOSMemory()
+	return m, lm, nil
 }

@@ -3,6 +3,14 @@
 // It prints nothing: progress goes to callbacks, results to structs that
 // encoding/json writes as they are.
 //
+// It is a public, stable library, not an internal part of the command:
+// notebooks import it (notebooks 02 to 04 read their text with
+// ReadGoFiles), its API is non-generic so that gophernotes can call it, and
+// every exported identifier is documented. An exported name is removed or
+// changed only with a note in docs/design.md; results gain fields, they do
+// not lose them. The measuring helpers it shares with the benchmarks
+// (peak heap, random tokens) live in internal/benchutil.
+//
 // # The demo
 //
 // RunDemo is `golora demo`: on text that every Go installation has (the Go
@@ -30,6 +38,11 @@
 // as JSON.
 //
 // # Data
+//
+// ReadGoDomain samples one kind of text of the Go distribution (source,
+// assembly, documentation, API listings) evenly over its files;
+// ReadGoFiles concatenates the files that match glob patterns, as the
+// notebooks do.
 //
 // LoadData reads a user's file as plain text (windows of context+1 tokens)
 // or as "context||completion" lines (loss on the completion), detecting the

@@ -7,11 +7,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/golora/golora/graph"
+	"github.com/golora/golora/internal/benchutil"
 	"github.com/golora/golora/models/gpt"
 	"github.com/golora/golora/nn/lora"
 )
@@ -195,9 +197,6 @@ func TestMaxAbsDiff(t *testing.T) {
 	if _, _, err := MaxAbsDiff([]float64{1}, nil); err == nil {
 		t.Error("lengths differ: no error")
 	}
-	if m := median([]float64{3, 1, 2, 10}); m != 2.5 {
-		t.Errorf("median = %v", m)
-	}
 }
 
 // TestForwardMatchesUnmergedAndMerged checks NewForward against the LoRA
@@ -212,7 +211,7 @@ func TestForwardMatchesUnmergedAndMerged(t *testing.T) {
 	if err := m.Init(graph.NewRand(1)); err != nil {
 		t.Fatal(err)
 	}
-	ids := randomTokens(2*8, 257, 3)
+	ids := benchutil.RandomTokens(2*8, 257, 3)
 	run := func() []float64 {
 		f, err := NewForward(m, 2, 8)
 		if err != nil {
@@ -360,6 +359,46 @@ func TestDemoConfigValidate(t *testing.T) {
 		c.edit(&cfg)
 		if _, err := RunDemo(context.Background(), cfg, t.TempDir()); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error mentioning %q", c.name, err, c.want)
+		}
+	}
+}
+
+// ReadGoFiles concatenates pattern by pattern, files sorted, tests left
+// out, and cuts at maxBytes; bad patterns are errors naming them.
+func TestReadGoFiles(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, root, "src/b/z.go", "Z")
+	writeFile(t, root, "src/b/a.go", "A")
+	writeFile(t, root, "src/b/a_test.go", "T")
+	writeFile(t, root, "doc/spec.html", "SPEC")
+	got, err := ReadGoFiles(root, 100, "doc/*.html", "src/b/*.go")
+	if err != nil || got != "SPECAZ" {
+		t.Errorf("ReadGoFiles = %q, %v; want \"SPECAZ\"", got, err)
+	}
+	if got, err := ReadGoFiles(root, 5, "doc/*.html", "src/b/*.go"); err != nil || got != "SPECA" {
+		t.Errorf("ReadGoFiles(max 5) = %q, %v; want \"SPECA\"", got, err)
+	}
+	for _, c := range []struct {
+		max  int
+		pats []string
+		want string
+	}{
+		{100, []string{"src/nothing/*.go"}, `pattern "src/nothing/*.go" matches no file`},
+		{100, []string{"src/b/*_test.go"}, `pattern "src/b/*_test.go" matches no file`},
+		{100, []string{"src/[b/*.go"}, `pattern "src/[b/*.go"`},
+		{0, []string{"doc/*.html"}, "maxBytes 0"},
+	} {
+		if _, err := ReadGoFiles(root, c.max, c.pats...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ReadGoFiles(%d, %q): error %v, want one containing %q", c.max, c.pats, err, c.want)
+		}
+	}
+	// The notebooks' patterns all match in a full Go distribution.
+	if _, err := os.Stat(filepath.Join(runtime.GOROOT(), "doc", "go_spec.html")); err != nil {
+		t.Skipf("GOROOT is not a full Go distribution: %v", err)
+	}
+	for _, pat := range []string{"src/strings/*.go", "src/runtime/*_amd64.s", "doc/go_spec.html"} {
+		if s, err := ReadGoFiles("", 1000, pat); err != nil || len(s) != 1000 {
+			t.Errorf("ReadGoFiles(GOROOT, %q): %d bytes, %v", pat, len(s), err)
 		}
 	}
 }

@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 	"time"
 
 	"github.com/golora/golora/graph"
+	"github.com/golora/golora/internal/benchutil"
 	"github.com/golora/golora/trainers"
 )
 
@@ -53,7 +53,7 @@ func NewForward(m ForwardModel, batch, ctx int) (*Forward, error) {
 func (f *Forward) compile() error {
 	b := graph.NewBuilder(f.m.DType(), 0)
 	ids := b.IntInput("ids", f.batch*f.ctx)
-	logits := f.m.Logits(b, ids, f.batch, f.ctx) // [batch·ctx, V]
+	logits := f.m.Logits(ids, f.batch, f.ctx) // [batch·ctx, V]
 	prog, err := b.Compile(nil, logits)
 	if err != nil {
 		return fmt.Errorf("experiments: forward %d × %d: %w", f.batch, f.ctx, err)
@@ -118,7 +118,7 @@ func (f *Forward) Latency(ids []int, runs int) (float64, error) {
 		}
 		ms[i] = float64(time.Since(t0).Microseconds()) / 1000
 	}
-	return median(ms), nil
+	return benchutil.Median(ms), nil
 }
 
 // MaxAbsDiff returns max_i |a_i − b_i| and max_i |a_i| for two slices of
@@ -132,17 +132,4 @@ func MaxAbsDiff(a, b []float64) (diff, scale float64, err error) {
 		scale = math.Max(scale, math.Abs(a[i]))
 	}
 	return diff, scale, nil
-}
-
-// median returns the median of xs (which it sorts).
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	sort.Float64s(xs)
-	n := len(xs)
-	if n%2 == 1 {
-		return xs[n/2]
-	}
-	return (xs[n/2-1] + xs[n/2]) / 2
 }

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -217,4 +219,48 @@ func listDomain(goroot, domain string) ([]string, []int64, error) {
 		return nil, nil, fmt.Errorf("experiments: %s: no %s files under %s", domain, DomainDescription(domain), goroot)
 	}
 	return sf, ss, nil
+}
+
+// ReadGoFiles concatenates the files of the Go distribution at goroot
+// ("" for runtime.GOROOT()) that match the glob patterns (filepath.Match
+// syntax, relative to goroot, such as "src/strings/*.go"): pattern by
+// pattern, each pattern's files in sorted order, tests (_test.go) left out.
+// It returns the first maxBytes bytes of that text, the same every time for
+// the same distribution. The notebooks read their training text with it. A
+// malformed pattern, one that matches no file, or a file that cannot be read
+// is an error naming it.
+func ReadGoFiles(goroot string, maxBytes int, patterns ...string) (string, error) {
+	if maxBytes < 1 {
+		return "", fmt.Errorf("experiments: read Go files: maxBytes %d, want ≥ 1", maxBytes)
+	}
+	if goroot == "" {
+		goroot = runtime.GOROOT()
+	}
+	var sb strings.Builder
+	for _, pat := range patterns {
+		files, err := filepath.Glob(filepath.Join(goroot, pat))
+		if err != nil {
+			return "", fmt.Errorf("experiments: read Go files: pattern %q: %w", pat, err)
+		}
+		files = slices.DeleteFunc(files, func(f string) bool { return strings.HasSuffix(f, "_test.go") })
+		if len(files) == 0 {
+			return "", fmt.Errorf("experiments: read Go files: pattern %q matches no file under %s", pat, goroot)
+		}
+		sort.Strings(files)
+		for _, f := range files {
+			if sb.Len() >= maxBytes {
+				break
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return "", fmt.Errorf("experiments: read Go files: %w", err)
+			}
+			sb.Write(b)
+		}
+	}
+	s := sb.String()
+	if len(s) > maxBytes {
+		s = s[:maxBytes]
+	}
+	return s, nil
 }

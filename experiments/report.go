@@ -5,16 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image/color"
 	"io"
 	"math"
 	"path/filepath"
 	"strings"
 
 	"github.com/golora/golora/internal/atomicfile"
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
+	"github.com/golora/golora/notebooks/plots"
 )
 
 // Files of the demo report, written by WriteDemoReport.
@@ -47,8 +44,8 @@ func WriteDemoReport(dir string, res *DemoResult) error {
 	if err := writeBytes(filepath.Join(dir, MetricsFile), append(js, '\n')); err != nil {
 		return err
 	}
-	plots := PlotFiles(res)
-	curves := [][]namedCurve{{{"pretraining", res.Pretrain.Curve}}}
+	files := PlotFiles(res)
+	curves := [][]plots.Loss{{loss("pretraining", res.Pretrain.Curve)}}
 	for _, r := range res.LoRA {
 		// Fine-tuning starts from the base: its loss is the validation point
 		// of step 0.
@@ -59,28 +56,33 @@ func WriteDemoReport(dir string, res *DemoResult) error {
 			}
 			return c
 		}
-		cs := []namedCurve{{fmt.Sprintf("LoRA r=%d", r.Rank), from(r.Curve)}}
+		cs := []plots.Loss{loss(fmt.Sprintf("LoRA r=%d", r.Rank), from(r.Curve))}
 		if res.Full.Domain == r.Domain {
-			cs = append(cs, namedCurve{"full fine-tuning", from(res.Full.Curve)})
+			cs = append(cs, loss("full fine-tuning", from(res.Full.Curve)))
 		}
 		curves = append(curves, cs)
 	}
-	for i, file := range plots {
+	for i, file := range files {
 		title := "pretraining on " + DomainDescription(res.Pretrain.Domain)
 		if i > 0 {
 			title = "fine-tuning the base on " + DomainDescription(res.LoRA[i-1].Domain)
 		}
-		png, err := lossPlot(title, curves[i])
+		img, err := plots.LossChart{Title: title, Runs: curves[i], Width: 7, Height: 4.5}.Render()
 		if err != nil {
 			return fmt.Errorf("experiments: report: plot %s: %w", file, err)
 		}
-		if err := writeBytes(filepath.Join(dir, file), png); err != nil {
+		if err := writeBytes(filepath.Join(dir, file), img.PNG); err != nil {
 			return err
 		}
 	}
 	var md bytes.Buffer
-	writeMarkdown(&md, res, plots)
+	writeMarkdown(&md, res, files)
 	return writeBytes(filepath.Join(dir, ReportFile), md.Bytes())
+}
+
+// loss is a run's Curve as the charting package takes it.
+func loss(name string, c Curve) plots.Loss {
+	return plots.Loss{Name: name, Train: c.Train, ValidSteps: c.ValidSteps, Valid: c.Valid}
 }
 
 func writeBytes(path string, b []byte) error {
@@ -92,69 +94,6 @@ func writeBytes(path string, b []byte) error {
 		return fmt.Errorf("experiments: write %s: %w", path, err)
 	}
 	return nil
-}
-
-type namedCurve struct {
-	name  string
-	curve Curve
-}
-
-// palette: one colour per run (blue, orange, green).
-var palette = [...]color.RGBA{{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}}
-
-// lossPlot draws the training loss (a 10-step moving average) and the
-// validation points of each curve and returns a PNG.
-func lossPlot(title string, cs []namedCurve) ([]byte, error) {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "step"
-	p.Y.Label.Text = "loss (nats per token)"
-	p.Legend.Top = true
-	for i, c := range cs {
-		col := palette[i%len(palette)]
-		train := make(plotter.XYs, len(c.curve.Train))
-		for j := range c.curve.Train {
-			lo := max(0, j-9)
-			s := 0.0
-			for _, v := range c.curve.Train[lo : j+1] {
-				s += v
-			}
-			train[j] = plotter.XY{X: float64(j + 1), Y: s / float64(j+1-lo)}
-		}
-		if len(train) > 0 {
-			l, err := plotter.NewLine(train)
-			if err != nil {
-				return nil, err
-			}
-			l.Color = col
-			l.Width = vg.Points(1.5)
-			p.Add(l)
-			p.Legend.Add(c.name+" (train, 10-step mean)", l)
-		}
-		if len(c.curve.Valid) > 0 {
-			valid := make(plotter.XYs, len(c.curve.Valid))
-			for j, v := range c.curve.Valid {
-				valid[j] = plotter.XY{X: float64(c.curve.ValidSteps[j]), Y: v}
-			}
-			l, s, err := plotter.NewLinePoints(valid)
-			if err != nil {
-				return nil, err
-			}
-			l.Color, s.Color = col, col
-			l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-			p.Add(l, s)
-			p.Legend.Add(c.name+" (validation)", l, s)
-		}
-	}
-	wt, err := p.WriterTo(7*vg.Inch, 4.5*vg.Inch, "png")
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	if _, err := wt.WriteTo(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // writeMarkdown writes report.md.

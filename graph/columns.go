@@ -11,12 +11,9 @@ import (
 // Its gradient is dy padded with zeros back to [N, d]. A range outside
 // [0, d), or an empty one, is a build error.
 func SliceCols(x *Node, from, to int) *Node {
-	b, bad := check("SliceCols", x)
+	b, bad := checkFloat("SliceCols", x)
 	if bad != nil {
 		return bad
-	}
-	if err := floatInputs("SliceCols", x); err != nil {
-		return b.fail(err)
 	}
 	k := &sliceColsKernel{from: from, to: to}
 	grads := func(in []*G.Node, _, dy *G.Node) ([]*G.Node, error) {
@@ -97,12 +94,9 @@ func padCols[T floatT](out, x []T, d, from, w int) {
 // [offset, offset+w) for u. It is how an update of part of a fused
 // projection's output (GPT-2's c_attn: q | k | v) is added.
 func AddCols(y, u *Node, offset int) *Node {
-	b, bad := check("AddCols", y, u)
+	b, bad := checkFloat("AddCols", y, u)
 	if bad != nil {
 		return bad
-	}
-	if err := floatInputs("AddCols", y, u); err != nil {
-		return b.fail(err)
 	}
 	k := &addColsKernel{offset: offset}
 	grads := func(in []*G.Node, _, dy *G.Node) ([]*G.Node, error) {
@@ -153,23 +147,7 @@ func addCols[T floatT](out, y, u []T, d, from, w int) {
 // ScaleCols multiplies column j of x by g[j]: x [N, d], g [d] → [N, d].
 // The gradients are ScaleCols(dy, g) for x and dg[j] = Σ_i dy[i,j]·x[i,j].
 func ScaleCols(x, g *Node) *Node {
-	b, bad := check("ScaleCols", x, g)
-	if bad != nil {
-		return bad
-	}
-	if err := floatInputs("ScaleCols", x, g); err != nil {
-		return b.fail(err)
-	}
-	grads := func(in []*G.Node, _, dy *G.Node) ([]*G.Node, error) {
-		dx, _, err := b.gradNode(scaleColsKernel{}, dy, in[1])
-		if err != nil {
-			return nil, err
-		}
-		dg, _, err := b.gradNode(colDotKernel{}, dy, in[0])
-		return []*G.Node{dx, dg}, err
-	}
-	gn, _, err := b.apply(scaleColsKernel{}, []bool{true, true}, grads, x.n, g.n)
-	return b.wrap(gn, err, "ScaleCols", x, g)
+	return product("ScaleCols", x, g, scaleColsKernel{}, scaleColsKernel{}, colDotKernel{})
 }
 
 type scaleColsKernel struct{}
@@ -189,12 +167,7 @@ func rowVectorShape(x, v tensor.Shape) (tensor.Shape, error) {
 }
 
 func (scaleColsKernel) forward(out tval, in []tval) error {
-	if out.f32 != nil {
-		scaleCols(out.f32, in[0].f32, in[1].f32)
-	} else {
-		scaleCols(out.f64, in[0].f64, in[1].f64)
-	}
-	return nil
+	return zip2(out, in, scaleCols[float32], scaleCols[float64])
 }
 
 func scaleCols[T floatT](out, x, g []T) {
@@ -220,12 +193,7 @@ func (colDotKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 }
 
 func (colDotKernel) forward(out tval, in []tval) error {
-	if out.f32 != nil {
-		colDot(out.f32, in[0].f32, in[1].f32)
-	} else {
-		colDot(out.f64, in[0].f64, in[1].f64)
-	}
-	return nil
+	return zip2(out, in, colDot[float32], colDot[float64])
 }
 
 func colDot[T floatT](out, a, b []T) {
@@ -242,12 +210,9 @@ func colDot[T floatT](out, a, b []T) {
 // AddBias adds b to every row of x: x [N, d], b [d] → [N, d]. The
 // gradients are dy and the column sums of dy.
 func AddBias(x, bias *Node) *Node {
-	b, bad := check("AddBias", x, bias)
+	b, bad := checkFloat("AddBias", x, bias)
 	if bad != nil {
 		return bad
-	}
-	if err := floatInputs("AddBias", x, bias); err != nil {
-		return b.fail(err)
 	}
 	grads := func(_ []*G.Node, _, dy *G.Node) ([]*G.Node, error) {
 		db, _, err := b.gradNode(colSumKernel{}, dy)
@@ -266,12 +231,7 @@ func (addBiasKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 }
 
 func (addBiasKernel) forward(out tval, in []tval) error {
-	if out.f32 != nil {
-		addBias(out.f32, in[0].f32, in[1].f32)
-	} else {
-		addBias(out.f64, in[0].f64, in[1].f64)
-	}
-	return nil
+	return zip2(out, in, addBias[float32], addBias[float64])
 }
 
 func addBias[T floatT](out, x, b []T) {

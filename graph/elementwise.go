@@ -11,12 +11,9 @@ import (
 // Scale returns s·x for a constant s, any shape; its gradient is s·dy. A
 // non-finite s is a build error.
 func Scale(x *Node, s float64) *Node {
-	b, bad := check("Scale", x)
+	b, bad := checkFloat("Scale", x)
 	if bad != nil {
 		return bad
-	}
-	if err := floatInputs("Scale", x); err != nil {
-		return b.fail(err)
 	}
 	if math.IsNaN(s) || math.IsInf(s, 0) {
 		return b.fail(fmt.Errorf("graph: Scale of %s: factor %v is not finite", x.Name(), s))
@@ -56,12 +53,9 @@ func scaleTo[T floatT](out, x []T, s T) {
 // Sub returns x − y for nodes of the same shape; the gradients are dy and
 // −dy.
 func Sub(x, y *Node) *Node {
-	b, bad := check("Sub", x, y)
+	b, bad := checkFloat("Sub", x, y)
 	if bad != nil {
 		return bad
-	}
-	if err := floatInputs("Sub", x, y); err != nil {
-		return b.fail(err)
 	}
 	grads := func(_ []*G.Node, _, dy *G.Node) ([]*G.Node, error) {
 		neg, _, err := b.gradNode(&scaleKernel{s: -1}, dy)
@@ -71,19 +65,11 @@ func Sub(x, y *Node) *Node {
 	return b.wrap(gn, err, "Sub", x, y)
 }
 
-type subKernel struct{}
+type subKernel struct{ sameShapes }
 
 func (subKernel) String() string { return "Sub" }
-func (subKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
-	return addKernel{}.outShape(in)
-}
 func (subKernel) forward(out tval, in []tval) error {
-	if out.f32 != nil {
-		subTo(out.f32, in[0].f32, in[1].f32)
-	} else {
-		subTo(out.f64, in[0].f64, in[1].f64)
-	}
-	return nil
+	return zip2(out, in, subTo[float32], subTo[float64])
 }
 
 func subTo[T floatT](out, a, b []T) {
@@ -96,12 +82,9 @@ func subTo[T floatT](out, a, b []T) {
 // are dy/y and −dy·x/y². A zero in y gives ±Inf or NaN, as in IEEE-754
 // division.
 func Div(x, y *Node) *Node {
-	b, bad := check("Div", x, y)
+	b, bad := checkFloat("Div", x, y)
 	if bad != nil {
 		return bad
-	}
-	if err := floatInputs("Div", x, y); err != nil {
-		return b.fail(err)
 	}
 	grads := func(in []*G.Node, _, dy *G.Node) ([]*G.Node, error) {
 		gx, _, err := b.gradNode(divKernel{}, dy, in[1])
@@ -115,19 +98,11 @@ func Div(x, y *Node) *Node {
 	return b.wrap(gn, err, "Div", x, y)
 }
 
-type divKernel struct{}
+type divKernel struct{ sameShapes }
 
 func (divKernel) String() string { return "Div" }
-func (divKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
-	return addKernel{}.outShape(in)
-}
 func (divKernel) forward(out tval, in []tval) error {
-	if out.f32 != nil {
-		divTo(out.f32, in[0].f32, in[1].f32)
-	} else {
-		divTo(out.f64, in[0].f64, in[1].f64)
-	}
-	return nil
+	return zip2(out, in, divTo[float32], divTo[float64])
 }
 
 func divTo[T floatT](out, a, b []T) {
@@ -164,12 +139,9 @@ func divGrad[T floatT](out, dy, x, y []T) {
 // Mean returns the mean of every element of x as a scalar; its gradient
 // spreads dy/n over x's n elements.
 func Mean(x *Node) *Node {
-	b, bad := check("Mean", x)
+	b, bad := checkFloat("Mean", x)
 	if bad != nil {
 		return bad
-	}
-	if err := floatInputs("Mean", x); err != nil {
-		return b.fail(err)
 	}
 	grads := func(in []*G.Node, _, dy *G.Node) ([]*G.Node, error) {
 		g, _, err := b.gradNode(&broadcastKernel{shape: in[0].Shape().Clone(), mean: true}, dy)
@@ -206,12 +178,9 @@ func (meanKernel) forward(out tval, in []tval) error {
 // PyTorch's x.detach(). Parameters reached only through Detach get no
 // gradient (Compile does not differentiate with respect to them).
 func Detach(x *Node) *Node {
-	b, bad := check("Detach", x)
+	b, bad := checkFloat("Detach", x)
 	if bad != nil {
 		return bad
-	}
-	if err := floatInputs("Detach", x); err != nil {
-		return b.fail(err)
 	}
 	gn, _, err := b.apply(detachKernel{}, []bool{false}, nil, x.n)
 	n := b.wrap(gn, err, "Detach", x)

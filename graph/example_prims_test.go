@@ -7,9 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/golora/golora/graph"
+	"github.com/golora/golora/safetensors"
+	"gonum.org/v1/gonum/mat"
 )
 
 // MatMul multiplies with optional transposes; gradients are products too.
@@ -220,4 +224,60 @@ func ExampleBuilder_Dot() {
 	// Output:
 	// digraph fullGraph {
 	// true true
+}
+
+// ParamMatrix copies a 2-D parameter into a gonum matrix for analysis.
+func ExampleParamMatrix() {
+	p, _ := graph.NewParamFrom("A", []float32{1, 2, 3, 4, 5, 6}, 3, 2)
+	a, err := graph.ParamMatrix(p)
+	fmt.Println(err, a.At(2, 1), mat.Formatted(a.T(), mat.Squeeze()))
+	// Output: <nil> 6 ⎡1  3  5⎤
+	// ⎣2  4  6⎦
+}
+
+// Save a parameter as safetensors, read the file back and load it into
+// another parameter; a shape mismatch is an error.
+func ExampleLoadParam() {
+	dir, err := os.MkdirTemp("", "safetensors-example")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "model.safetensors")
+
+	w, _ := graph.NewParamFrom("h.0.mlp.c_fc.weight", []float32{1, 2, 3, 4, 5, 6}, 2, 3)
+	err = safetensors.WriteFile(path, []safetensors.Tensor{
+		graph.ParamTensor(w.Name, w),
+		safetensors.FromFloat64s("scale", []int{}, []float64{0.5}),
+	}, map[string]string{"format": "pt"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(f.Names(), f.Metadata)
+	t, _ := f.Tensor("h.0.mlp.c_fc.weight")
+	fmt.Println(t.DType, t.Shape, len(t.Data), "bytes")
+
+	loaded := graph.NewParam("h.0.mlp.c_fc.weight", graph.Float64, 2, 3)
+	if err := graph.LoadParam(f, "h.0.mlp.c_fc.weight", loaded); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(loaded.Float64s())
+
+	wrong := graph.NewParam("h.0.mlp.c_fc.weight", graph.Float32, 3, 2)
+	err = graph.LoadParam(f, "h.0.mlp.c_fc.weight", wrong)
+	fmt.Println(err != nil)
+	// Output:
+	// [h.0.mlp.c_fc.weight scale] map[format:pt]
+	// F32 [2 3] 24 bytes
+	// [1 2 3 4 5 6]
+	// true
 }

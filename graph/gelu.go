@@ -24,56 +24,16 @@ const (
 //
 //	dy/dx = ½·(1 + t) + ½·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²),  t = tanh(u)
 func GELU(x *Node) *Node {
-	b, bad := check("GELU", x)
-	if bad != nil {
-		return bad
-	}
-	k := &geluKernel{}
-	grads := func(in []*G.Node, out, dy *G.Node) ([]*G.Node, error) {
-		// out is a child only so that the forward pass (which fills k.t)
-		// runs before this node.
-		dx, _, err := b.gradNode(&geluGradKernel{fwd: k}, in[0], out, dy)
-		return []*G.Node{dx}, err
-	}
-	gn, _, err := b.apply(k, []bool{true}, grads, x.n)
-	return b.wrap(gn, err, "GELU", x)
+	k := newGELUKernel()
+	return activation("GELU", x, k, &geluGradKernel{fwd: k})
 }
 
 // geluKernel computes y = GELU(x) and keeps t = tanh(u) of the last run.
-type geluKernel struct {
-	t32 []float32
-	t64 []float64
-}
+type geluKernel struct{ saving }
+
+func newGELUKernel() *geluKernel { return &geluKernel{saving{f32: geluForward32, f64: geluForward64}} }
 
 func (*geluKernel) String() string { return "GELU" }
-
-func (*geluKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
-	return in[0].Clone(), nil
-}
-
-func (k *geluKernel) forward(out tval, in []tval) error {
-	n := out.shape.TotalSize()
-	if out.f32 != nil {
-		k.t32 = sizedBuf(k.t32, n)
-	} else {
-		k.t64 = sizedBuf(k.t64, n)
-	}
-	if rowWorkers(n, 1) == 1 {
-		k.span(out, in, 0, n) // no goroutine, no allocation
-		return nil
-	}
-	forSpans(n, func(lo, hi int) { k.span(out, in, lo, hi) })
-	return nil
-}
-
-// span computes elements [lo, hi).
-func (k *geluKernel) span(out tval, in []tval, lo, hi int) {
-	if out.f32 != nil {
-		geluForward32(out.f32[lo:hi], k.t32[lo:hi], in[0].f32[lo:hi])
-	} else {
-		geluForward64(out.f64[lo:hi], k.t64[lo:hi], in[0].f64[lo:hi])
-	}
-}
 
 // geluForward32 writes y = GELU(x) and t = tanh(u) in float32.
 func geluForward32(y, t, x []float32) {
@@ -131,8 +91,8 @@ func (*geluGradKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 }
 
 func (k *geluGradKernel) forward(out tval, in []tval) error {
-	if n := out.shape.TotalSize(); len(k.fwd.t32)+len(k.fwd.t64) != n {
-		return fmt.Errorf("forward pass kept %d values, want %d", len(k.fwd.t32)+len(k.fwd.t64), n)
+	if n := out.shape.TotalSize(); len(k.fwd.s32)+len(k.fwd.s64) != n {
+		return fmt.Errorf("forward pass kept %d values, want %d", len(k.fwd.s32)+len(k.fwd.s64), n)
 	}
 	if n := len(out.f32) + len(out.f64); rowWorkers(n, 1) == 1 {
 		k.span(out, in, 0, n) // no goroutine, no allocation
@@ -145,11 +105,11 @@ func (k *geluGradKernel) forward(out tval, in []tval) error {
 // span computes elements [lo, hi).
 func (k *geluGradKernel) span(out tval, in []tval, lo, hi int) {
 	if out.f32 != nil {
-		dx, x, t, dy := out.f32[lo:hi], in[0].f32[lo:hi], k.fwd.t32[lo:hi], in[2].f32[lo:hi]
+		dx, x, t, dy := out.f32[lo:hi], in[0].f32[lo:hi], k.fwd.s32[lo:hi], in[2].f32[lo:hi]
 		i := geluGradVec(dx, x, t, dy)
 		geluBackward(dx[i:], x[i:], t[i:], dy[i:])
 	} else {
-		geluBackward(out.f64[lo:hi], in[0].f64[lo:hi], k.fwd.t64[lo:hi], in[2].f64[lo:hi])
+		geluBackward(out.f64[lo:hi], in[0].f64[lo:hi], k.fwd.s64[lo:hi], in[2].f64[lo:hi])
 	}
 }
 
@@ -177,4 +137,20 @@ func sizedBuf[T any](s []T, n int) []T {
 		return make([]T, n)
 	}
 	return s[:n]
+}
+
+// activation builds k(x) for an elementwise kernel k that keeps values of
+// its forward pass for its gradient kernel g, which takes (x, y, dy): y is
+// one of g's inputs only so that the forward pass runs before g.
+func activation(name string, x *Node, k, g kernel) *Node {
+	b, bad := checkFloat(name, x)
+	if bad != nil {
+		return bad
+	}
+	grads := func(in []*G.Node, out, dy *G.Node) ([]*G.Node, error) {
+		dx, _, err := b.gradNode(g, in[0], out, dy)
+		return []*G.Node{dx}, err
+	}
+	gn, _, err := b.apply(k, []bool{true}, grads, x.n)
+	return b.wrap(gn, err, name, x)
 }

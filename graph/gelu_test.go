@@ -102,7 +102,7 @@ func TestGELUKernelsDoNotAllocate(t *testing.T) {
 		x.f32[i] = float32(i)/8 - 4
 		dy.f32[i] = 1
 	}
-	fwd := &geluKernel{}
+	fwd := newGELUKernel()
 	bwd := &geluGradKernel{fwd: fwd}
 	fwdIn, bwdIn := []tval{x}, []tval{x, y, dy}
 	step := func() {
@@ -165,7 +165,7 @@ func TestGELUSpans(t *testing.T) {
 		}
 		s := tensor.Shape{n}
 		y, dx = make([]float32, n), make([]float32, n)
-		fwd := &geluKernel{}
+		fwd := newGELUKernel()
 		if err := fwd.forward(tval{f32: y, shape: s}, []tval{{f32: x, shape: s}}); err != nil {
 			t.Fatal(err)
 		}

@@ -48,18 +48,10 @@ func GroupedQueryAttention(q, k, v *Node, batch, heads, kvHeads int) *Node {
 		return b.fail(fmt.Errorf("graph: %s: %s", name, fmt.Sprintf(format, args...)))
 	}
 	qs, ks, vs := q.n.Shape(), k.n.Shape(), v.n.Shape()
-	for _, n := range []*Node{q, k, v} {
-		if n.isInt {
-			return fail("%s is an integer input", n.Name())
-		}
+	if err := checkGrouped(q, k, v, heads, kvHeads, "B·T"); err != nil {
+		return fail("%v", err)
 	}
 	switch {
-	case qs.Dims() != 2:
-		return fail("q %s has shape %v, want [B·T, heads·hd]", q.Name(), []int(qs))
-	case heads <= 0 || qs[1]%heads != 0:
-		return fail("q %s: %d columns do not split into %d heads", q.Name(), qs[1], heads)
-	case kvHeads <= 0 || heads%kvHeads != 0:
-		return fail("%d query heads do not split into groups of %d key/value heads", heads, kvHeads)
 	case batch <= 0 || qs[0]%batch != 0:
 		return fail("q %s: %d rows do not split into batch %d", q.Name(), qs[0], batch)
 	case ks.Dims() != 2 || ks[0] != qs[0] || ks[1] != kvHeads*(qs[1]/heads):
@@ -366,4 +358,25 @@ func forUnits(n, w int, f func(worker, i int)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// checkGrouped reports why q, k and v cannot be the inputs of grouped-query
+// attention with heads query heads in groups of kvHeads: an integer input, a
+// q that is not [rows, heads·hd], or heads that kvHeads does not divide.
+func checkGrouped(q, k, v *Node, heads, kvHeads int, rows string) error {
+	for _, n := range []*Node{q, k, v} {
+		if n.isInt {
+			return fmt.Errorf("%s is an integer input", n.Name())
+		}
+	}
+	qs := q.n.Shape()
+	switch {
+	case qs.Dims() != 2:
+		return fmt.Errorf("q %s has shape %v, want [%s, heads·hd]", q.Name(), []int(qs), rows)
+	case heads <= 0 || qs[1]%heads != 0:
+		return fmt.Errorf("q %s: %d columns do not split into %d heads", q.Name(), qs[1], heads)
+	case kvHeads <= 0 || heads%kvHeads != 0:
+		return fmt.Errorf("%d query heads do not split into groups of %d key/value heads", heads, kvHeads)
+	}
+	return nil
 }

@@ -44,18 +44,10 @@ func CachedGroupedQueryAttention(q, k, v, kCache, vCache, pos *Node, heads, kvHe
 		return b.fail(fmt.Errorf("graph: %s: %s", name, fmt.Sprintf(format, args...)))
 	}
 	qs, ks, vs, cs, ps := q.n.Shape(), k.n.Shape(), v.n.Shape(), kCache.n.Shape(), pos.n.Shape()
-	for _, n := range []*Node{q, k, v} {
-		if n.isInt {
-			return fail("%s is an integer input", n.Name())
-		}
+	if err := checkGrouped(q, k, v, heads, kvHeads, "R·T"); err != nil {
+		return fail("%v", err)
 	}
 	switch {
-	case qs.Dims() != 2:
-		return fail("q %s has shape %v, want [R·T, heads·hd]", q.Name(), []int(qs))
-	case heads <= 0 || qs[1]%heads != 0:
-		return fail("q %s: %d columns do not split into %d heads", q.Name(), qs[1], heads)
-	case kvHeads <= 0 || heads%kvHeads != 0:
-		return fail("%d query heads do not split into groups of %d key/value heads", heads, kvHeads)
 	case ks.Dims() != 2 || ks[0] != qs[0] || ks[1] != kvHeads*(qs[1]/heads):
 		return fail("k %s has shape %v, want [%d, %d] (%d key/value heads of width %d)", k.Name(), []int(ks), qs[0], kvHeads*(qs[1]/heads), kvHeads, qs[1]/heads)
 	case !vs.Eq(ks):
@@ -65,16 +57,8 @@ func CachedGroupedQueryAttention(q, k, v, kCache, vCache, pos *Node, heads, kvHe
 	case ps.Dims() != 1 && ps.Dims() != 2:
 		return fail("pos %s has shape %v, want [R, T] or [R]", pos.Name(), []int(ps))
 	}
-	for _, c := range []*Node{kCache, vCache} {
-		switch {
-		case c.param == nil:
-			return fail("cache %s is not a parameter node", c.Name())
-		case c.param.Trainable:
-			return fail("cache %s is trainable; the op writes into it, so it must be frozen", c.Name())
-		}
-	}
-	if kCache.param == vCache.param {
-		return fail("kCache and vCache are the same parameter %s", kCache.Name())
+	if err := checkCaches(kCache, vCache); err != nil {
+		return fail("%v", err)
 	}
 	kr := &gqaCachedKernel{heads: heads, kv: kvHeads, pos: pos.Name()}
 	if _, err := kr.geom([]tensor.Shape{qs, ks, vs, cs, vCache.n.Shape(), ps}); err != nil {

@@ -1,14 +1,11 @@
 package graph
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"runtime"
-	"slices"
 	"sync"
 
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -67,16 +64,8 @@ func CachedSelfAttention(qkv, kCache, vCache, pos *Node, heads int) *Node {
 	case ps.Dims() != 1 && ps.Dims() != 2:
 		return fail("pos %s has shape %v, want [R, T] or [R]", pos.Name(), []int(ps))
 	}
-	for _, c := range []*Node{kCache, vCache} {
-		switch {
-		case c.param == nil:
-			return fail("cache %s is not a parameter node", c.Name())
-		case c.param.Trainable:
-			return fail("cache %s is trainable; the op writes into it, so it must be frozen", c.Name())
-		}
-	}
-	if kCache.param == vCache.param {
-		return fail("kCache and vCache are the same parameter %s", kCache.Name())
+	if err := checkCaches(kCache, vCache); err != nil {
+		return fail("%v", err)
 	}
 	g := kvGeom{d: qs[1] / 3, heads: heads}
 	if err := g.fit(qs, ks, vs, ps); err != nil {
@@ -299,46 +288,20 @@ func cachedHead[T floatT](g cachedView, s []T, pos []int, q, kc, vc, y []T) {
 	gemm(false, false, g.T, g.hd, n, 1, s, g.C, vc, g.cs, 0, y, g.ys)
 }
 
-// BindParam makes the parameter node n of this program read and write prm's
-// storage from the next run on, in place of the parameter n was built with,
-// without compiling again: a compiled decoding step uses it to switch between
-// key/value caches (see CachedSelfAttention). Nothing is copied. prm must
-// have n's shape and dtype, must not already be in the program, and both it
-// and the parameter it replaces must be frozen (not Trainable), since
-// gradients are fixed when the program is compiled.
-func (p *Program) BindParam(n *Node, prm *Param) error {
-	switch {
-	case n == nil || n.n == nil || n.param == nil:
-		return errors.New("graph: BindParam: not a parameter node")
-	case prm == nil:
-		return fmt.Errorf("graph: BindParam %s: nil parameter", n.name)
-	case n.b != p.b:
-		return fmt.Errorf("graph: BindParam %s: node from another builder", n.name)
-	}
-	if n.param == prm {
-		return nil
-	}
-	switch {
-	case n.param.Trainable || prm.Trainable:
-		return fmt.Errorf("graph: BindParam %s to %s: trainable parameters cannot be rebound", n.param.Name, prm.Name)
-	case prm.DType() != p.b.dt:
-		return fmt.Errorf("graph: BindParam %s to %s: parameter is %v, program is %v", n.param.Name, prm.Name, prm.DType(), p.b.dt)
-	case !slices.Equal(prm.Shape(), n.param.Shape()):
-		return fmt.Errorf("graph: BindParam %s to %s: shape %v, want %v", n.param.Name, prm.Name, prm.Shape(), n.param.Shape())
-	}
-	if _, in := p.b.pnodes[prm]; in {
-		return fmt.Errorf("graph: BindParam %s to %s: the parameter is already in the program", n.param.Name, prm.Name)
-	}
-	if err := G.Let(n.n, prm.value); err != nil {
-		return fmt.Errorf("graph: BindParam %s to %s: %w", n.param.Name, prm.Name, err)
-	}
-	delete(p.b.pnodes, n.param)
-	p.b.pnodes[prm] = n
-	for i, q := range p.b.params {
-		if q == n.param {
-			p.b.params[i] = prm
+// checkCaches reports why kCache and vCache cannot be the caches of a cached
+// attention op: each must be a frozen parameter node (the op writes into
+// it), and they must be different parameters.
+func checkCaches(kCache, vCache *Node) error {
+	for _, c := range []*Node{kCache, vCache} {
+		switch {
+		case c.param == nil:
+			return fmt.Errorf("cache %s is not a parameter node", c.Name())
+		case c.param.Trainable:
+			return fmt.Errorf("cache %s is trainable; the op writes into it, so it must be frozen", c.Name())
 		}
 	}
-	n.param, n.name = prm, prm.Name
+	if kCache.param == vCache.param {
+		return fmt.Errorf("kCache and vCache are the same parameter %s", kCache.Name())
+	}
 	return nil
 }

@@ -26,6 +26,9 @@ func linear(x, w, bias *Node, transW bool) *Node {
 	if transW {
 		name = "LinearT"
 	}
+	if w != nil && w.err == nil && w.q != nil {
+		return quantLinear(name, x, w, bias, transW)
+	}
 	ins := []*Node{x, w}
 	if bias != nil {
 		ins = append(ins, bias)
@@ -180,16 +183,22 @@ func Add(x, y *Node) *Node {
 	return b.wrap(gn, err, "Add", x, y)
 }
 
-type addKernel struct{}
+// sameShapes gives a kernel whose inputs all have one shape that shape as its
+// output's.
+type sameShapes struct{}
 
-func (addKernel) String() string { return "Add" }
-
-func (addKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
-	if !in[0].Eq(in[1]) {
-		return nil, fmt.Errorf("shapes %v and %v differ", in[0], in[1])
+func (sameShapes) outShape(in []tensor.Shape) (tensor.Shape, error) {
+	for _, s := range in[1:] {
+		if !in[0].Eq(s) {
+			return nil, fmt.Errorf("shapes %v and %v differ", in[0], s)
+		}
 	}
 	return in[0].Clone(), nil
 }
+
+type addKernel struct{ sameShapes }
+
+func (addKernel) String() string { return "Add" }
 
 func (addKernel) forward(out tval, in []tval) error {
 	if out.f32 != nil {

@@ -19,12 +19,9 @@ import (
 //
 // An inner-size mismatch is a build error naming both shapes.
 func MatMul(a, b *Node, transA, transB bool) *Node {
-	bl, bad := check("MatMul", a, b)
+	bl, bad := checkFloat("MatMul", a, b)
 	if bad != nil {
 		return bad
-	}
-	if err := floatInputs("MatMul", a, b); err != nil {
-		return bl.fail(err)
 	}
 	k := newMM("MatMul", transA, transB)
 	grads := func(in []*G.Node, _, dy *G.Node) ([]*G.Node, error) {
@@ -64,6 +61,19 @@ func (bl *Builder) mmGrads(k *mmKernel, a, b, dy *G.Node) ([]*G.Node, error) {
 	return out, nil
 }
 
+// checkFloat is check, then floatInputs: the builder of xs, or a failed
+// node when an input is nil, failed, from another builder or an integer node.
+func checkFloat(op string, xs ...*Node) (*Builder, *Node) {
+	b, bad := check(op, xs...)
+	if bad != nil {
+		return b, bad
+	}
+	if err := floatInputs(op, xs...); err != nil {
+		return b, b.fail(err)
+	}
+	return b, nil
+}
+
 // floatInputs reports the first integer node among xs.
 func floatInputs(op string, xs ...*Node) error {
 	for _, x := range xs {
@@ -76,12 +86,9 @@ func floatInputs(op string, xs ...*Node) error {
 
 // Transpose returns xᵀ: [R, C] → [C, R]. Its gradient is Transpose(dy).
 func Transpose(x *Node) *Node {
-	b, bad := check("Transpose", x)
+	b, bad := checkFloat("Transpose", x)
 	if bad != nil {
 		return bad
-	}
-	if err := floatInputs("Transpose", x); err != nil {
-		return b.fail(err)
 	}
 	grads := func(_ []*G.Node, _, dy *G.Node) ([]*G.Node, error) {
 		g, _, err := b.gradNode(transposeKernel{}, dy)

@@ -14,12 +14,9 @@ import (
 // summed in float64. The gradient is dx = dn ⊙ x / n, broadcast along the
 // reduced axis, and 0 where a norm is 0.
 func L2Norm(x *Node, axis int) *Node {
-	b, bad := check("L2Norm", x)
+	b, bad := checkFloat("L2Norm", x)
 	if bad != nil {
 		return bad
-	}
-	if err := floatInputs("L2Norm", x); err != nil {
-		return b.fail(err)
 	}
 	if axis != 0 && axis != 1 {
 		return b.fail(fmt.Errorf("graph: L2Norm of %s: axis %d, want 0 or 1", x.Name(), axis))

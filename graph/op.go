@@ -56,6 +56,9 @@ type fusedOp struct {
 	arity int
 	diff  []bool
 	grads gradFunc
+	// symErr receives the error of a failed gradient function, which
+	// Gorgonia's SymDiffError would otherwise hide (it has no Unwrap).
+	symErr *error
 
 	buf    *tensor.Dense // output storage for tensor outputs
 	scalar G.Value       // output storage for a scalar output (*G.F32 or *G.F64)
@@ -120,7 +123,11 @@ func (o *fusedOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 	}
 	gs, err := o.grads(inputs, output, grad)
 	if err != nil {
-		return nil, fmt.Errorf("graph: gradient of %s: %w", o.k, err)
+		err = fmt.Errorf("graph: gradient of %s: %w", o.k, err)
+		if o.symErr != nil && *o.symErr == nil {
+			*o.symErr = err
+		}
+		return nil, err
 	}
 	return G.Nodes(gs), nil
 }
@@ -271,13 +278,14 @@ func (b *Builder) apply(k kernel, diff []bool, grads gradFunc, children ...*G.No
 	types = append(types, outT)
 	b.nextID++
 	op := &fusedOp{
-		k:     k,
-		id:    b.nextID,
-		dt:    b.dt,
-		typ:   hm.NewFnType(types...),
-		arity: len(children),
-		diff:  diff,
-		grads: grads,
+		k:      k,
+		id:     b.nextID,
+		dt:     b.dt,
+		typ:    hm.NewFnType(types...),
+		arity:  len(children),
+		diff:   diff,
+		grads:  grads,
+		symErr: &b.symErr,
 	}
 	n, err := G.ApplyOp(op, children...)
 	if err != nil {
@@ -289,4 +297,88 @@ func (b *Builder) apply(k kernel, diff []bool, grads gradFunc, children ...*G.No
 // gradNode is apply for gradient ops, which are not differentiated again.
 func (b *Builder) gradNode(k kernel, children ...*G.Node) (*G.Node, *fusedOp, error) {
 	return b.apply(k, nil, nil, children...)
+}
+
+// zip2 is the forward pass of a kernel with two inputs: f32 or f64, by the
+// output's dtype, on the output's and the inputs' storage.
+func zip2(out tval, in []tval, f32 func(out, a, b []float32), f64 func(out, a, b []float64)) error {
+	if out.f32 != nil {
+		f32(out.f32, in[0].f32, in[1].f32)
+	} else {
+		f64(out.f64, in[0].f64, in[1].f64)
+	}
+	return nil
+}
+
+// product builds k(x, y) for a kernel whose gradients are those of a
+// product: gx(dy, y) for x and gy(dy, x) for y (Mul, ScaleRows, ScaleCols).
+// Both inputs must be float nodes.
+func product(name string, x, y *Node, k, gx, gy kernel) *Node {
+	b, bad := checkFloat(name, x, y)
+	if bad != nil {
+		return bad
+	}
+	grads := func(in []*G.Node, _, dy *G.Node) ([]*G.Node, error) {
+		dx, _, err := b.gradNode(gx, dy, in[1])
+		if err != nil {
+			return nil, err
+		}
+		dyy, _, err := b.gradNode(gy, dy, in[0])
+		return []*G.Node{dx, dyy}, err
+	}
+	gn, _, err := b.apply(k, []bool{true, true}, grads, x.n, y.n)
+	return b.wrap(gn, err, name, x, y)
+}
+
+// saving is an elementwise kernel that keeps one value per element of its
+// last forward pass for the backward pass (tanh(u) for GELU, σ(x) for
+// SiLU), in the output's dtype;
+// f32 and f64 compute a span: y and the saved values s from x.
+type saving struct {
+	sameShapes
+	s32 []float32
+	s64 []float64
+	f32 func(y, s, x []float32)
+	f64 func(y, s, x []float64)
+}
+
+func (k *saving) forward(out tval, in []tval) error {
+	eachSpan(k, out, in, k.size(out))
+	return nil
+}
+
+// span computes elements [lo, hi).
+func (k *saving) span(out tval, in []tval, lo, hi int) {
+	if out.f32 != nil {
+		k.f32(out.f32[lo:hi], k.s32[lo:hi], in[0].f32[lo:hi])
+	} else {
+		k.f64(out.f64[lo:hi], k.s64[lo:hi], in[0].f64[lo:hi])
+	}
+}
+
+// size sizes the saved values to out's element count, which it returns.
+func (k *saving) size(out tval) int {
+	n := out.shape.TotalSize()
+	if out.f32 != nil {
+		k.s32 = sizedBuf(k.s32, n)
+	} else {
+		k.s64 = sizedBuf(k.s64, n)
+	}
+	return n
+}
+
+// spanner is a kernel that computes any span [lo, hi) of its output's
+// elements on its own.
+type spanner interface {
+	span(out tval, in []tval, lo, hi int)
+}
+
+// eachSpan runs k.span over [0, n): in one call, with no goroutine and no
+// allocation, when the work is too small to share, else in parallel spans.
+func eachSpan(k spanner, out tval, in []tval, n int) {
+	if rowWorkers(n, 1) == 1 {
+		k.span(out, in, 0, n)
+		return
+	}
+	forSpans(n, func(lo, hi int) { k.span(out, in, lo, hi) })
 }

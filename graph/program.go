@@ -3,6 +3,7 @@ package graph
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -34,8 +35,16 @@ func (a Array) Len() int {
 	return len(a.F32)
 }
 
-// At returns element i as a float64.
-func (a Array) At(i int) float64 {
+// At returns one element as a float64, whatever the dtype: with one index
+// the flat (row-major) position, with one index per dimension that element
+// (a.At(i, j) of a matrix). Like Param.At it panics, naming the shape and
+// the index, when the index is out of range.
+func (a Array) At(idx ...int) float64 {
+	shape := a.Shape
+	if len(shape) == 0 { // a scalar (the loss)
+		shape = []int{a.Len()}
+	}
+	i := flatIndex("Array", shape, idx)
 	if a.F64 != nil {
 		return a.F64[i]
 	}
@@ -44,9 +53,12 @@ func (a Array) At(i int) float64 {
 
 // Values returns a float64 copy of the elements.
 func (a Array) Values() []float64 {
-	out := make([]float64, a.Len())
-	for i := range out {
-		out[i] = a.At(i)
+	if a.F64 != nil {
+		return append([]float64(nil), a.F64...)
+	}
+	out := make([]float64, len(a.F32))
+	for i, v := range a.F32 {
+		out[i] = float64(v)
 	}
 	return out
 }
@@ -67,6 +79,8 @@ type Program struct {
 	fwd, full           *executor
 	last                *executor        // the executor of the last successful run
 	readable            map[*G.Node]bool // the outputs and the loss
+	opt                 ExecOptions
+	arena               *arena // storage the executors hand out by liveness
 }
 
 // Compile finishes the graph. loss (a scalar, or nil for an inference-only
@@ -103,9 +117,10 @@ func (b *Builder) Compile(loss *Node, outputs ...*Node) (*Program, error) {
 			for i, prm := range p.trainable {
 				wrt[i] = b.pnodes[prm].n
 			}
+			b.symErr = nil
 			grads, err := G.Grad(loss.n, wrt...)
 			if err != nil {
-				return nil, fmt.Errorf("graph: compile: gradients: %w", err)
+				return nil, &gradError{gorgonia: err, cause: b.symErr}
 			}
 			for i, prm := range p.trainable {
 				p.gradNode[prm] = grads[i]
@@ -121,6 +136,25 @@ func (b *Builder) Compile(loss *Node, outputs ...*Node) (*Program, error) {
 		p.fullRoots = append(p.fullRoots, p.gradNode[prm])
 	}
 	return p, nil
+}
+
+// gradError is a failed symbolic differentiation. Gorgonia reports it as a
+// SymDiffError, which keeps the error of the op's gradient function but has
+// no Unwrap; gradError unwraps to both, so errors.Is and errors.As find the
+// SymDiffError and whatever the gradient function returned (an error of
+// Gorgonia's own ops, wrapped with github.com/pkg/errors, included).
+type gradError struct {
+	gorgonia error // from G.Grad
+	cause    error // the gradient function's error, or nil
+}
+
+func (e *gradError) Error() string { return "graph: compile: gradients: " + e.gorgonia.Error() }
+
+func (e *gradError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.gorgonia}
+	}
+	return []error{e.gorgonia, e.cause}
 }
 
 // reachableTrainable lists the trainable parameters loss depends on, in the
@@ -185,33 +219,9 @@ func (p *Program) SetInput(in *Node, data interface{}) error {
 		}
 		copy(out.ints, d)
 	case []float32:
-		if len(d) != n {
-			return fmt.Errorf("graph: input %s: %d values for shape %v", in.name, len(d), dst.Shape())
-		}
-		switch {
-		case out.f32 != nil:
-			copy(out.f32, d)
-		case out.f64 != nil:
-			for i, v := range d {
-				out.f64[i] = float64(v)
-			}
-		default:
-			return fmt.Errorf("graph: input %s is an int input, got floats", in.name)
-		}
+		return setFloats(in.name, out, d, n, dst.Shape())
 	case []float64:
-		if len(d) != n {
-			return fmt.Errorf("graph: input %s: %d values for shape %v", in.name, len(d), dst.Shape())
-		}
-		switch {
-		case out.f64 != nil:
-			copy(out.f64, d)
-		case out.f32 != nil:
-			for i, v := range d {
-				out.f32[i] = float32(v)
-			}
-		default:
-			return fmt.Errorf("graph: input %s is an int input, got floats", in.name)
-		}
+		return setFloats(in.name, out, d, n, dst.Shape())
 	default:
 		return fmt.Errorf("graph: input %s: unsupported data %T", in.name, data)
 	}
@@ -241,7 +251,10 @@ func (p *Program) exec(e **executor, roots []*G.Node) error {
 		return fmt.Errorf("graph: run: %w", err)
 	}
 	if *e == nil {
-		x, err := newExecutor(p.b.g, roots)
+		if p.arena == nil {
+			p.arena = newArena()
+		}
+		x, err := newExecutor(p.b.g, roots, p.opt, p.arena)
 		if err != nil {
 			return err
 		}
@@ -330,8 +343,90 @@ func (p *Program) SetRNGState(s []byte) error {
 	return nil
 }
 
-// Close releases the program's plans; the Program must not be run after.
+// SetExecOptions switches optimisations of the executor off (see
+// ExecOptions); the program is planned again at its next run. Values are the
+// same with any options, up to the rounding of a different order of
+// additions (see "Running" in the package documentation).
+func (p *Program) SetExecOptions(o ExecOptions) {
+	p.opt = o
+	p.fwd, p.full, p.last, p.arena = nil, nil, nil, nil
+}
+
+// Close releases the program's plans and storage; the Program must not be
+// run after.
 func (p *Program) Close() error {
-	p.fwd, p.full, p.last = nil, nil, nil
+	p.fwd, p.full, p.last, p.arena = nil, nil, nil, nil
 	return nil
+}
+
+// BindParam makes the parameter node n of this program read and write prm's
+// storage from the next run on, in place of the parameter n was built with,
+// without compiling again: a compiled decoding step uses it to switch between
+// key/value caches (see CachedSelfAttention). Nothing is copied. prm must
+// have n's shape and dtype, must not already be in the program, and both it
+// and the parameter it replaces must be frozen (not Trainable), since
+// gradients are fixed when the program is compiled.
+func (p *Program) BindParam(n *Node, prm *Param) error {
+	switch {
+	case n == nil || n.n == nil || n.param == nil:
+		return errors.New("graph: BindParam: not a parameter node")
+	case prm == nil:
+		return fmt.Errorf("graph: BindParam %s: nil parameter", n.name)
+	case n.b != p.b:
+		return fmt.Errorf("graph: BindParam %s: node from another builder", n.name)
+	}
+	if n.param == prm {
+		return nil
+	}
+	switch {
+	case n.param.Trainable || prm.Trainable:
+		return fmt.Errorf("graph: BindParam %s to %s: trainable parameters cannot be rebound", n.param.Name, prm.Name)
+	case prm.DType() != p.b.dt:
+		return fmt.Errorf("graph: BindParam %s to %s: parameter is %v, program is %v", n.param.Name, prm.Name, prm.DType(), p.b.dt)
+	case !slices.Equal(prm.Shape(), n.param.Shape()):
+		return fmt.Errorf("graph: BindParam %s to %s: shape %v, want %v", n.param.Name, prm.Name, prm.Shape(), n.param.Shape())
+	}
+	if _, in := p.b.pnodes[prm]; in {
+		return fmt.Errorf("graph: BindParam %s to %s: the parameter is already in the program", n.param.Name, prm.Name)
+	}
+	if err := G.Let(n.n, prm.value); err != nil {
+		return fmt.Errorf("graph: BindParam %s to %s: %w", n.param.Name, prm.Name, err)
+	}
+	delete(p.b.pnodes, n.param)
+	p.b.pnodes[prm] = n
+	for i, q := range p.b.params {
+		if q == n.param {
+			p.b.params[i] = prm
+		}
+	}
+	n.param, n.name = prm, prm.Name
+	return nil
+}
+
+// setFloats copies the n values d into a float input's storage out,
+// converting them to its dtype.
+func setFloats[T float32 | float64](name string, out tval, d []T, n int, shape tensor.Shape) error {
+	if len(d) != n {
+		return fmt.Errorf("graph: input %s: %d values for shape %v", name, len(d), shape)
+	}
+	switch {
+	case out.f32 != nil:
+		convertTo(out.f32, d)
+	case out.f64 != nil:
+		convertTo(out.f64, d)
+	default:
+		return fmt.Errorf("graph: input %s is an int input, got floats", name)
+	}
+	return nil
+}
+
+// convertTo sets dst[i] = D(src[i]), copying when the types are the same.
+func convertTo[D, S float32 | float64](dst []D, src []S) {
+	if same, ok := any(src).([]D); ok {
+		copy(dst, same)
+		return
+	}
+	for i, v := range src {
+		dst[i] = D(v)
+	}
 }

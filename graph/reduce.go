@@ -98,35 +98,14 @@ func fill[T floatT](x []T, v T) {
 
 // Mul returns the elementwise product of two nodes of the same shape.
 func Mul(x, y *Node) *Node {
-	b, bad := check("Mul", x, y)
-	if bad != nil {
-		return bad
-	}
-	grads := func(in []*G.Node, _, dy *G.Node) ([]*G.Node, error) {
-		gx, _, err := b.gradNode(mulKernel{}, dy, in[1])
-		if err != nil {
-			return nil, err
-		}
-		gy, _, err := b.gradNode(mulKernel{}, dy, in[0])
-		return []*G.Node{gx, gy}, err
-	}
-	gn, _, err := b.apply(mulKernel{}, []bool{true, true}, grads, x.n, y.n)
-	return b.wrap(gn, err, "Mul", x, y)
+	return product("Mul", x, y, mulKernel{}, mulKernel{}, mulKernel{})
 }
 
-type mulKernel struct{}
+type mulKernel struct{ sameShapes }
 
 func (mulKernel) String() string { return "Mul" }
-func (mulKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
-	return addKernel{}.outShape(in)
-}
 func (mulKernel) forward(out tval, in []tval) error {
-	if out.f32 != nil {
-		mulTo(out.f32, in[0].f32, in[1].f32)
-	} else {
-		mulTo(out.f64, in[0].f64, in[1].f64)
-	}
-	return nil
+	return zip2(out, in, mulTo[float32], mulTo[float64])
 }
 
 func mulTo[T floatT](out, a, b []T) {

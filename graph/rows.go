@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -13,23 +12,7 @@ import (
 // a 0/1 mask from RowMask it keeps the rows of one group and zeroes the
 // others; a zero factor gives a zero row even where x is not finite.
 func ScaleRows(x, m *Node) *Node {
-	b, bad := check("ScaleRows", x, m)
-	if bad != nil {
-		return bad
-	}
-	if err := floatInputs("ScaleRows", x, m); err != nil {
-		return b.fail(err)
-	}
-	grads := func(in []*G.Node, _, dy *G.Node) ([]*G.Node, error) {
-		dx, _, err := b.gradNode(scaleRowsKernel{}, dy, in[1])
-		if err != nil {
-			return nil, err
-		}
-		dm, _, err := b.gradNode(rowDotKernel{}, dy, in[0])
-		return []*G.Node{dx, dm}, err
-	}
-	gn, _, err := b.apply(scaleRowsKernel{}, []bool{true, true}, grads, x.n, m.n)
-	return b.wrap(gn, err, "ScaleRows", x, m)
+	return product("ScaleRows", x, m, scaleRowsKernel{}, scaleRowsKernel{}, rowDotKernel{})
 }
 
 type scaleRowsKernel struct{}
@@ -45,12 +28,7 @@ func (scaleRowsKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 }
 
 func (scaleRowsKernel) forward(out tval, in []tval) error {
-	if out.f32 != nil {
-		scaleRows(out.f32, in[0].f32, in[1].f32)
-	} else {
-		scaleRows(out.f64, in[0].f64, in[1].f64)
-	}
-	return nil
+	return zip2(out, in, scaleRows[float32], scaleRows[float64])
 }
 
 func scaleRows[T floatT](out, x, m []T) {
@@ -80,12 +58,7 @@ func (rowDotKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 }
 
 func (rowDotKernel) forward(out tval, in []tval) error {
-	if out.f32 != nil {
-		rowDot(out.f32, in[0].f32, in[1].f32)
-	} else {
-		rowDot(out.f64, in[0].f64, in[1].f64)
-	}
-	return nil
+	return zip2(out, in, rowDot[float32], rowDot[float64])
 }
 
 func rowDot[T floatT](out, a, b []T) {

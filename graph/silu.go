@@ -3,7 +3,6 @@ package graph
 import (
 	"fmt"
 
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -19,60 +18,18 @@ import (
 //
 // Llama's gated MLP is down(SiLU(gate(x)) ⊙ up(x)): SiLU followed by Mul.
 func SiLU(x *Node) *Node {
-	const name = "SiLU"
-	b, bad := check(name, x)
-	if bad != nil {
-		return bad
-	}
-	if x.isInt {
-		return b.fail(fmt.Errorf("graph: %s: x %s is an integer input", name, x.Name()))
-	}
-	k := &siluKernel{}
-	grads := func(in []*G.Node, out, dy *G.Node) ([]*G.Node, error) {
-		// out is a child only so that the forward pass (which fills k's σ)
-		// runs before this node.
-		dx, _, err := b.gradNode(&siluGradKernel{fwd: k}, in[0], out, dy)
-		return []*G.Node{dx}, err
-	}
-	gn, _, err := b.apply(k, []bool{true}, grads, x.n)
-	return b.wrap(gn, err, name, x)
+	k := newSiLUKernel()
+	return activation("SiLU", x, k, &siluGradKernel{fwd: k})
 }
 
 // siluKernel computes y = SiLU(x) and keeps σ(x) of the last run.
-type siluKernel struct {
-	s32 []float32
-	s64 []float64
+type siluKernel struct{ saving }
+
+func newSiLUKernel() *siluKernel {
+	return &siluKernel{saving{f32: siluForward[float32], f64: siluForward[float64]}}
 }
 
 func (*siluKernel) String() string { return "SiLU" }
-
-func (*siluKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
-	return in[0].Clone(), nil
-}
-
-func (k *siluKernel) forward(out tval, in []tval) error {
-	n := out.shape.TotalSize()
-	if out.f32 != nil {
-		k.s32 = sizedBuf(k.s32, n)
-	} else {
-		k.s64 = sizedBuf(k.s64, n)
-	}
-	if rowWorkers(n, 1) == 1 {
-		k.span(out, in, 0, n) // no goroutine, no allocation
-		return nil
-	}
-	forSpans(n, func(lo, hi int) { k.span(out, in, lo, hi) })
-	return nil
-}
-
-// span computes elements [lo, hi).
-func (k *siluKernel) span(out tval, in []tval, lo, hi int) {
-	if out.f32 != nil {
-		siluForward(out.f32[lo:hi], k.s32[lo:hi], in[0].f32[lo:hi])
-	} else {
-		siluForward(out.f64[lo:hi], k.s64[lo:hi], in[0].f64[lo:hi])
-	}
-}
 
 // siluForward writes y = x·σ(x) and s = σ(x). For float32 the exponential
 // is exp32 (within one unit in the last place), eight lanes at a time on

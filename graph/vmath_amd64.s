@@ -114,6 +114,12 @@ GLOBL vconst<>(SB), RODATA|NOPTR, $576
 // and e^X = e^r * 2^k1 * 2^k2 with k1 = k>>1, k2 = k - k1: two normal
 // scale factors, so results near overflow and subnormal results come out
 // right without building 2^k directly.
+// BLOCKS8 turns the element count n in CX into the number of 8-lane blocks
+// and jumps to done when there is none.
+#define BLOCKS8(done) \
+	SHRQ $3, CX; \
+	JZ   done
+
 #define EXP8(X, K, R, T) \
 	VMAXPS       X, Y14, X;    \
 	VMINPS       X, Y15, X;    \
@@ -192,8 +198,7 @@ TEXT ·geluAVX2(SB), NOSPLIT, $0-32
 	VMOVUPS EXP_LO, Y14
 	VMOVUPS EXP_HI, Y15
 	VMOVUPS ONE, Y13
-	SHRQ    $3, CX
-	JZ      gelu_done
+	BLOCKS8(gelu_done)
 
 gelu_loop:
 	VMOVUPS (SI), Y4
@@ -232,9 +237,8 @@ TEXT ·siluAVX2(SB), NOSPLIT, $0-32
 	VMOVUPS EXP_LO, Y14
 	VMOVUPS EXP_HI, Y15
 	VMOVUPS ONE, Y13
-	VXORPS  Y12, Y12, Y12
-	SHRQ    $3, CX
-	JZ      silu_done
+	BLOCKS8(silu_done)
+	VXORPS  Y12, Y12, Y12 // 0, for -x
 
 silu_loop:
 	VMOVUPS (SI), Y4
@@ -270,8 +274,7 @@ TEXT ·geluGradAVX2(SB), NOSPLIT, $0-40
 	VMOVUPS HALF, Y14
 	VMOVUPS GELU_3A, Y13
 	VXORPS  Y12, Y12, Y12
-	SHRQ    $3, CX
-	JZ      geluGrad_done
+	BLOCKS8(geluGrad_done)
 
 geluGrad_loop:
 	VMOVUPS      (SI), Y0
@@ -546,8 +549,7 @@ TEXT ·dsoftmaxAVX2(SB), NOSPLIT, $0-44
 	MOVQ    gr+24(FP), DX
 	MOVQ    n+32(FP), CX
 	VBROADCASTSS d+40(FP), Y7
-	SHRQ    $3, CX
-	JZ      dsm_done
+	BLOCKS8(dsm_done)
 
 dsm_loop:
 	VMOVUPS (SI), Y0

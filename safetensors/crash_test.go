@@ -1,15 +1,14 @@
 package safetensors
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/golora/golora/internal/testutil"
 )
 
 // Environment variables that turn TestHelperWriter into a child process that
@@ -45,52 +44,13 @@ func TestHelperWriter(t *testing.T) {
 // A process killed (SIGKILL) at some point while writing leaves a file that
 // reads back whole: the previous version or a complete new one.
 func TestWriteFileKilled(t *testing.T) {
-	if runtime.GOOS == "windows" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
-		t.Skip("needs a child process killed by a signal")
-	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "model.safetensors")
 	if err := WriteFile(path, []Tensor{FromFloat32s("w", []int{3}, []float32{0, 0, 0})}, map[string]string{"version": "0"}); err != nil {
 		t.Fatal(err)
 	}
 	for round, delay := range []time.Duration{0, 30 * time.Millisecond, 150 * time.Millisecond, time.Second} {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriter$")
-		cmd.Env = append(os.Environ(), envWriterPath+"="+path)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		started := make(chan bool, 1)
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				if sc.Text() == "writing" {
-					started <- true
-					return
-				}
-			}
-			started <- false
-		}()
-		select {
-		case ok := <-started:
-			if !ok {
-				_ = cmd.Wait()
-				t.Fatal("child exited before writing")
-			}
-		case <-time.After(2 * time.Minute):
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			t.Fatal("child did not start")
-		}
-		time.Sleep(delay)
-		if err := cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		_ = cmd.Wait()
+		testutil.KillChild(t, "TestHelperWriter", []string{envWriterPath + "=" + path}, "writing", delay)
 
 		f, err := ReadFile(path)
 		if err != nil {

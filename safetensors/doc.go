@@ -16,10 +16,12 @@
 //
 // Read and ReadFile parse a whole file held in memory and return a *File;
 // Tensor gives a tensor's raw bytes, Float32s and Float64s decode the float
-// dtypes (F32, F64, F16, BF16), and LoadInto copies a tensor into a
-// graph.Param after checking its shape. Write and WriteFile produce files
-// that the reference implementation reads, and WriteFile replaces its file
-// atomically (a temporary file in the same folder, renamed into place).
+// dtypes (F32, F64, F16, BF16), and Float32sInto and Float64sInto decode into
+// a slice of the caller's after checking the shape. The package depends on
+// nothing of golora's outside internal/: graph.LoadParam and
+// graph.ParamTensor adapt a graph.Param to it. Write and WriteFile produce
+// files that the reference implementation reads, and WriteFile replaces its
+// file atomically (a temporary file in the same folder, renamed into place).
 //
 // # Validation
 //

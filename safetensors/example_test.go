@@ -6,11 +6,11 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/golora/golora/graph"
 	"github.com/golora/golora/safetensors"
 )
 
-// Save a parameter, read the file back and load it into another parameter.
+// Save a tensor, read the file back and decode it, converted to float64,
+// then into a slice of the caller's.
 func Example() {
 	dir, err := os.MkdirTemp("", "safetensors-example")
 	if err != nil {
@@ -20,9 +20,8 @@ func Example() {
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "model.safetensors")
 
-	w, _ := graph.NewParamFrom("h.0.mlp.c_fc.weight", []float32{1, 2, 3, 4, 5, 6}, 2, 3)
 	err = safetensors.WriteFile(path, []safetensors.Tensor{
-		safetensors.FromParam(w.Name, w),
+		safetensors.FromFloat32s("h.0.mlp.c_fc.weight", []int{2, 3}, []float32{1, 2, 3, 4, 5, 6}),
 		safetensors.FromFloat64s("scale", []int{}, []float64{0.5}),
 	}, map[string]string{"format": "pt"})
 	if err != nil {
@@ -39,20 +38,16 @@ func Example() {
 	t, _ := f.Tensor("h.0.mlp.c_fc.weight")
 	fmt.Println(t.DType, t.Shape, len(t.Data), "bytes")
 
-	loaded := graph.NewParam("h.0.mlp.c_fc.weight", graph.Float64, 2, 3)
-	if err := f.LoadInto("h.0.mlp.c_fc.weight", loaded); err != nil {
-		fmt.Println(err)
-		return
-	}
-	fmt.Println(loaded.Float64s())
+	v, shape, err := f.Float64s("h.0.mlp.c_fc.weight")
+	fmt.Println(v, shape, err)
 
-	wrong := graph.NewParam("h.0.mlp.c_fc.weight", graph.Float32, 3, 2)
-	err = f.LoadInto("h.0.mlp.c_fc.weight", wrong)
+	dst := make([]float32, 6)
+	err = f.Float32sInto("h.0.mlp.c_fc.weight", []int{3, 2}, dst)
 	fmt.Println(err != nil)
 	// Output:
 	// [h.0.mlp.c_fc.weight scale] map[format:pt]
 	// F32 [2 3] 24 bytes
-	// [1 2 3 4 5 6]
+	// [1 2 3 4 5 6] [2 3] <nil>
 	// true
 }
 

@@ -11,8 +11,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/golora/golora/graph"
 )
 
 // raw builds a file from a header and a data buffer, with a correct length
@@ -236,27 +234,6 @@ func TestRoundTripBitExact(t *testing.T) {
 				t.Errorf("element %d: bits %#08x, want %#08x", i, math.Float32bits(got[i]), specialFloat32s[i])
 			}
 		}
-		// Through a Param: FromParam then LoadInto.
-		p, err := graph.NewParamFrom("x", v, shape...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q := graph.NewParam("x", graph.Float32, shape...)
-		buf.Reset()
-		if err := Write(&buf, []Tensor{FromParam("x", p)}, nil); err != nil {
-			t.Fatal(err)
-		}
-		if f, err = Read(buf.Bytes()); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.LoadInto("x", q); err != nil {
-			t.Fatal(err)
-		}
-		for i, x := range q.Float32s() {
-			if math.Float32bits(x) != specialFloat32s[i] {
-				t.Errorf("param element %d: bits %#08x, want %#08x", i, math.Float32bits(x), specialFloat32s[i])
-			}
-		}
 	})
 	t.Run("float64", func(t *testing.T) {
 		v := make([]float64, len(specialFloat64s))
@@ -279,29 +256,6 @@ func TestRoundTripBitExact(t *testing.T) {
 		for i := range v {
 			if math.Float64bits(got[i]) != specialFloat64s[i] {
 				t.Errorf("element %d: bits %#016x, want %#016x", i, math.Float64bits(got[i]), specialFloat64s[i])
-			}
-		}
-		p, err := graph.NewParamFrom("x", v, shape...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q := graph.NewParam("x", graph.Float64, shape...)
-		buf.Reset()
-		if err := Write(&buf, []Tensor{FromParam("x", p)}, nil); err != nil {
-			t.Fatal(err)
-		}
-		if f, err = Read(buf.Bytes()); err != nil {
-			t.Fatal(err)
-		}
-		if tt, _ := f.Tensor("x"); tt.DType != "F64" {
-			t.Fatalf("FromParam of a float64 param wrote %s", tt.DType)
-		}
-		if err := f.LoadInto("x", q); err != nil {
-			t.Fatal(err)
-		}
-		for i, x := range q.Float64s() {
-			if math.Float64bits(x) != specialFloat64s[i] {
-				t.Errorf("param element %d: bits %#016x, want %#016x", i, math.Float64bits(x), specialFloat64s[i])
 			}
 		}
 	})
@@ -415,105 +369,6 @@ func TestFloatsErrors(t *testing.T) {
 	}
 	if _, _, err := f.Float64s("b"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Float64s of a missing tensor: %v", err)
-	}
-}
-
-func TestLoadInto(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "model.safetensors")
-	h := []uint16{0x3c00, 0xc100, 0x7bff} // F16 1, -2.5, 65504
-	bf := []uint16{0x3f80, 0xc020}        // BF16 1, -2.5
-	var hb, bb []byte
-	for _, x := range h {
-		hb = binary.LittleEndian.AppendUint16(hb, x)
-	}
-	for _, x := range bf {
-		bb = binary.LittleEndian.AppendUint16(bb, x)
-	}
-	err := WriteFile(path, []Tensor{
-		FromFloat32s("h.0.attn.c_attn.weight", []int{2, 3}, []float32{1, 2, 3, 4, 5, 6}),
-		FromFloat64s("d", []int{2}, []float64{0.25, -8}),
-		{Name: "half", DType: "F16", Shape: []int{3}, Data: hb},
-		{Name: "brain", DType: "BF16", Shape: []int{1, 2}, Data: bb},
-		{Name: "ids", DType: "I64", Shape: []int{2}, Data: make([]byte, 16)},
-		FromFloat64s("scalar", []int{}, []float64{0.5}),
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	ok := []struct {
-		tensor string
-		dt     graph.DType
-		shape  []int
-		want   []float64
-	}{
-		{"h.0.attn.c_attn.weight", graph.Float32, []int{2, 3}, []float64{1, 2, 3, 4, 5, 6}},
-		{"h.0.attn.c_attn.weight", graph.Float64, []int{2, 3}, []float64{1, 2, 3, 4, 5, 6}},
-		{"d", graph.Float32, []int{2}, []float64{0.25, -8}},
-		{"half", graph.Float64, []int{3}, []float64{1, -2.5, 65504}},
-		{"brain", graph.Float32, []int{1, 2}, []float64{1, -2.5}},
-	}
-	for _, c := range ok {
-		t.Run(c.tensor+"/"+c.dt.String(), func(t *testing.T) {
-			p := graph.NewParam(c.tensor, c.dt, c.shape...)
-			if err := f.LoadInto(c.tensor, p); err != nil {
-				t.Fatal(err)
-			}
-			if got := p.Values(); !reflect.DeepEqual(got, c.want) {
-				t.Fatalf("values %v, want %v", got, c.want)
-			}
-		})
-	}
-
-	bad := []struct {
-		name   string
-		tensor string
-		param  *graph.Param
-		want   string
-		is     error
-	}{
-		{"wrong shape", "h.0.attn.c_attn.weight", graph.NewParam("w", graph.Float32, 3, 2),
-			`safetensors: ` + path + `: tensor "h.0.attn.c_attn.weight": shape [2 3], want [3 2]`, nil},
-		{"wrong rank", "d", graph.NewParam("d", graph.Float64, 2, 1),
-			`tensor "d": shape [2], want [2 1]`, nil},
-		{"wrong dtype", "ids", graph.NewParam("ids", graph.Float32, 2),
-			`tensor "ids": dtype I64 is not a float type (want F32, F64, F16 or BF16), cannot load into a float32 parameter`, nil},
-		{"missing key", "h.1.attn.c_attn.weight", graph.NewParam("w", graph.Float32, 2, 3),
-			`safetensors: ` + path + `: tensor "h.1.attn.c_attn.weight": not in the file`, ErrNotFound},
-		{"nil parameter", "d", nil, `tensor "d": nil parameter`, nil},
-		{"scalar into a vector", "scalar", graph.NewParam("s", graph.Float32, 1), `tensor "scalar": shape [], want [1]`, nil},
-		// graph holds a shape-[] Param as a tensor scalar, whose storage
-		// Float32s cannot return: an error, not a silent no-op.
-		{"scalar tensor into a [1] param", "scalar", graph.NewParam("s", graph.Float32), `tensor "scalar": shape [], want [1]`, nil},
-	}
-	for _, c := range bad {
-		t.Run(c.name, func(t *testing.T) {
-			var before []float64
-			// Fill the parameter so the test can check an error leaves it unchanged.
-			if c.param != nil && len(c.param.Float32s())+len(c.param.Float64s()) == c.param.Len() {
-				for i := range c.param.Len() {
-					before = append(before, float64(i)+0.5)
-				}
-				if err := c.param.SetValues(before); err != nil {
-					t.Fatal(err)
-				}
-			}
-			err := f.LoadInto(c.tensor, c.param)
-			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "safetensors: "+path+": ") {
-				t.Fatalf("error %v, want one containing %q", err, c.want)
-			}
-			if c.is != nil && !errors.Is(err, c.is) {
-				t.Fatalf("error %v does not wrap %v", err, c.is)
-			}
-			if before != nil && !reflect.DeepEqual(c.param.Values(), before) {
-				t.Fatal("a failed LoadInto changed the parameter")
-			}
-		})
 	}
 }
 
@@ -706,5 +561,58 @@ func TestWriteFile(t *testing.T) {
 	}
 	if err := WriteFile(filepath.Join(dir, "missing", "x.safetensors"), nil, nil); err == nil || !strings.HasPrefix(err.Error(), "safetensors: ") {
 		t.Fatalf("writing into a missing folder: %v", err)
+	}
+}
+
+// Float32sInto and Float64sInto decode in place, convert half precision,
+// and reject a wrong shape, a wrong destination length, a non-float dtype
+// and a missing tensor without touching dst.
+func TestFloatsInto(t *testing.T) {
+	var buf bytes.Buffer
+	err := Write(&buf, []Tensor{
+		FromFloat64s("w", []int{2, 2}, []float64{1, -2, 0.5, 8}),
+		{Name: "h", DType: "F16", Shape: []int{2}, Data: []byte{0x00, 0x3c, 0x00, 0xc1}}, // 1, -2.5
+		{Name: "ids", DType: "I32", Shape: []int{2}, Data: make([]byte, 8)},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Read(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d32 := make([]float32, 4)
+	if err := f.Float32sInto("w", []int{2, 2}, d32); err != nil || !reflect.DeepEqual(d32, []float32{1, -2, 0.5, 8}) {
+		t.Errorf("Float32sInto(w) = %v, %v", d32, err)
+	}
+	d64 := make([]float64, 2)
+	if err := f.Float64sInto("h", []int{2}, d64); err != nil || !reflect.DeepEqual(d64, []float64{1, -2.5}) {
+		t.Errorf("Float64sInto(h) = %v, %v", d64, err)
+	}
+	bad := []struct {
+		name  string
+		shape []int
+		dst   []float64
+		want  string
+	}{
+		{"w", []int{4}, make([]float64, 4), `tensor "w": shape [2 2], want [4]`},
+		{"w", []int{2, 2}, make([]float64, 3), `tensor "w": 3 values to decode into, want 4`},
+		{"ids", []int{2}, make([]float64, 2), `tensor "ids": dtype I32 is not a float type (want F32, F64, F16 or BF16), cannot decode into float64`},
+		{"x", []int{1}, make([]float64, 1), `tensor "x": not in the file`},
+	}
+	for _, c := range bad {
+		for i := range c.dst {
+			c.dst[i] = 7
+		}
+		err := f.Float64sInto(c.name, c.shape, c.dst)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Float64sInto(%s, %v, len %d) = %v, want an error containing %q", c.name, c.shape, len(c.dst), err, c.want)
+		}
+		for _, x := range c.dst {
+			if x != 7 {
+				t.Errorf("Float64sInto(%s) changed dst on error: %v", c.name, c.dst)
+				break
+			}
+		}
 	}
 }

@@ -62,7 +62,7 @@ warm=$(mktemp -d)
   go mod init notebook-sums >/dev/null 2>&1
   go mod edit -require github.com/golora/golora@v0.0.0 -replace "github.com/golora/golora=$repo"
   printf 'package main\n\nimport (\n' > main.go
-  for p in graph nn nn/lora models/gpt trainers safetensors notebooks/plots; do
+  for p in graph nn nn/lora models/gpt trainers safetensors experiments notebooks/plots; do
     printf '\t_ "github.com/golora/golora/%s"\n' "$p" >> main.go
   done
   printf ')\n\nfunc main() {}\n' >> main.go

@@ -35,14 +35,7 @@ func parseDecoder(o *object) (decoder, error) {
 		}
 		d = metaspaceDec{m}
 	case "Replace":
-		p, err := compilePattern(o, "pattern")
-		if err != nil {
-			return nil, err
-		}
-		if !o.has("content") {
-			return nil, o.errorf("Replace: no \"content\"")
-		}
-		c, err := o.str("content", "")
+		p, c, err := parseReplace(o)
 		if err != nil {
 			return nil, err
 		}
@@ -71,19 +64,11 @@ func parseDecoder(o *object) (decoder, error) {
 		}
 		d = s
 	case "Sequence":
-		list, err := o.objects("decoders")
+		seq, err := objectList(o, "decoders", parseDecoder)
 		if err != nil {
 			return nil, err
 		}
-		var seq seqDec
-		for _, c := range list {
-			cd, err := parseDecoder(c)
-			if err != nil {
-				return nil, err
-			}
-			seq = append(seq, cd)
-		}
-		d = seq
+		d = seqDec(seq)
 	default:
 		return nil, unsupported(o, "decoder", t, "ByteLevel", "Metaspace", "Replace", "ByteFallback", "Fuse", "Strip", "Sequence")
 	}

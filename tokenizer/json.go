@@ -158,3 +158,31 @@ func quoteAll(s []string) []string {
 func unsupported(o *object, kind, typ string, supported ...string) error {
 	return o.errorf("%s type %q is not supported (golora's tokenizer implements %s)", kind, typ, strings.Join(supported, ", "))
 }
+
+// objectField parses the object under key with parse.
+func objectField[T any](o *object, key string, parse func(*object) (T, error)) (T, error) {
+	c, err := o.object(key)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return parse(c)
+}
+
+// objectList parses each object of the list under key with parse, in order
+// (nil for an empty list).
+func objectList[T any](o *object, key string, parse func(*object) (T, error)) ([]T, error) {
+	list, err := o.objects(key)
+	if err != nil {
+		return nil, err
+	}
+	var out []T
+	for _, c := range list {
+		x, err := parse(c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}

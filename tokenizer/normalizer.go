@@ -42,14 +42,7 @@ func parseNormalizer(o *object) (normalizer, error) {
 		}
 		n = prependNorm{s}
 	case "Replace":
-		p, err := compilePattern(o, "pattern")
-		if err != nil {
-			return nil, err
-		}
-		if !o.has("content") {
-			return nil, o.errorf("Replace: no \"content\"")
-		}
-		c, err := o.str("content", "")
+		p, c, err := parseReplace(o)
 		if err != nil {
 			return nil, err
 		}
@@ -64,19 +57,11 @@ func parseNormalizer(o *object) (normalizer, error) {
 		}
 		n = s
 	case "Sequence":
-		list, err := o.objects("normalizers")
+		seq, err := objectList(o, "normalizers", parseNormalizer)
 		if err != nil {
 			return nil, err
 		}
-		var seq seqNorm
-		for _, c := range list {
-			cn, err := parseNormalizer(c)
-			if err != nil {
-				return nil, err
-			}
-			seq = append(seq, cn)
-		}
-		n = seq
+		n = seqNorm(seq)
 	default:
 		return nil, unsupported(o, "normalizer", t, "NFC", "NFD", "NFKC", "NFKD", "Prepend", "Replace", "Strip", "Sequence")
 	}

@@ -76,19 +76,11 @@ func parsePreTokenizer(o *object) (preTokenizer, error) {
 		}
 		p = m
 	case "Sequence":
-		list, err := o.objects("pretokenizers")
+		seq, err := objectList(o, "pretokenizers", parsePreTokenizer)
 		if err != nil {
 			return nil, err
 		}
-		var seq seqPre
-		for _, c := range list {
-			cp, err := parsePreTokenizer(c)
-			if err != nil {
-				return nil, err
-			}
-			seq = append(seq, cp)
-		}
-		p = seq
+		p = seqPre(seq)
 	default:
 		return nil, unsupported(o, "pre-tokenizer", t, "Split", "ByteLevel", "Digits", "Metaspace", "Sequence")
 	}

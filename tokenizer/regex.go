@@ -126,3 +126,20 @@ func cover(matches [][2]int, n int) []splitRange {
 	}
 	return out
 }
+
+// parseReplace reads a Replace step's "pattern" and "content" (both
+// required), as normalizers and decoders spell them.
+func parseReplace(o *object) (*pattern, string, error) {
+	p, err := compilePattern(o, "pattern")
+	if err != nil {
+		return nil, "", err
+	}
+	if !o.has("content") {
+		return nil, "", o.errorf("Replace: no \"content\"")
+	}
+	c, err := o.str("content", "")
+	if err != nil {
+		return nil, "", err
+	}
+	return p, c, nil
+}

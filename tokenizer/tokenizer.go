@@ -95,32 +95,17 @@ func build(o *object) (*Tokenizer, error) {
 		}
 	}
 	t := &Tokenizer{roles: roles{-1, -1, -1, -1}}
-	mo, err := o.object("model")
-	if err != nil {
+	var err error
+	if t.model, err = objectField(o, "model", parseBPE); err != nil {
 		return nil, err
 	}
-	if t.model, err = parseBPE(mo); err != nil {
+	if t.normalizer, err = objectField(o, "normalizer", parseNormalizer); err != nil {
 		return nil, err
 	}
-	no, err := o.object("normalizer")
-	if err != nil {
+	if t.pre, err = objectField(o, "pre_tokenizer", parsePreTokenizer); err != nil {
 		return nil, err
 	}
-	if t.normalizer, err = parseNormalizer(no); err != nil {
-		return nil, err
-	}
-	po, err := o.object("pre_tokenizer")
-	if err != nil {
-		return nil, err
-	}
-	if t.pre, err = parsePreTokenizer(po); err != nil {
-		return nil, err
-	}
-	do, err := o.object("decoder")
-	if err != nil {
-		return nil, err
-	}
-	if t.dec, err = parseDecoder(do); err != nil {
+	if t.dec, err = objectField(o, "decoder", parseDecoder); err != nil {
 		return nil, err
 	}
 	list, err := o.objects("added_tokens")

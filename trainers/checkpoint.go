@@ -72,11 +72,11 @@ func (t *Trainer) writeCheckpoint(path string, wrap func(io.Writer) io.Writer) e
 	tensors := make([]safetensors.Tensor, 0, 3*len(t.trainable))
 	for _, p := range t.trainable {
 		meta.Params = append(meta.Params, p.Name)
-		tensors = append(tensors, safetensors.FromParam(paramPrefix+p.Name, p))
+		tensors = append(tensors, graph.ParamTensor(paramPrefix+p.Name, p))
 		if s, ok := t.opt.state[p.Name]; ok {
 			tensors = append(tensors,
-				safetensors.FromParam(adamMPrefix+p.Name, s.m),
-				safetensors.FromParam(adamVPrefix+p.Name, s.v))
+				graph.ParamTensor(adamMPrefix+p.Name, s.m),
+				graph.ParamTensor(adamVPrefix+p.Name, s.v))
 		}
 	}
 	js, err := json.Marshal(meta)
@@ -163,13 +163,13 @@ func (t *Trainer) Resume(path string) error {
 	state := map[string]*moments{}
 	for i, p := range t.trainable {
 		values[i] = p.Clone()
-		if err := f.LoadInto(paramPrefix+p.Name, values[i]); err != nil {
+		if err := graph.LoadParam(f, paramPrefix+p.Name, values[i]); err != nil {
 			return fmt.Errorf("trainers: resume %s: %w: trainable parameter %s: %w", path, ErrOtherModel, p.Name, err)
 		}
 		m := graph.NewParam(adamMPrefix+p.Name, p.DType(), p.Shape()...)
 		v := graph.NewParam(adamVPrefix+p.Name, p.DType(), p.Shape()...)
-		errM := f.LoadInto(adamMPrefix+p.Name, m)
-		errV := f.LoadInto(adamVPrefix+p.Name, v)
+		errM := graph.LoadParam(f, adamMPrefix+p.Name, m)
+		errV := graph.LoadParam(f, adamVPrefix+p.Name, v)
 		switch {
 		case errors.Is(errM, safetensors.ErrNotFound) && errors.Is(errV, safetensors.ErrNotFound):
 			if meta.OptimizerStep > 0 {
@@ -248,7 +248,7 @@ func LoadParams(path string, params []*graph.Param) error {
 			return fmt.Errorf("trainers: load params %s: no parameter named %s", path, name)
 		}
 		tmp[i] = p.Clone()
-		if err := f.LoadInto(paramPrefix+name, tmp[i]); err != nil {
+		if err := graph.LoadParam(f, paramPrefix+name, tmp[i]); err != nil {
 			return fmt.Errorf("trainers: load params: %w", err)
 		}
 	}

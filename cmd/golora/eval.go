@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/golora/golora/models/gpt"
+	"github.com/golora/golora/nn"
 	"github.com/golora/golora/nn/lora"
 	"github.com/golora/golora/tokenizer"
 	"github.com/golora/golora/trainers"
@@ -47,11 +48,16 @@ func runEval(c *cli, args []string) error {
 	f.Uint64Var(&seed, "seed", 1, "with --split: the seed of the split")
 	f.IntVar(&validTokens, "valid-tokens", 0, "with --split valid: score at most this many tokens, on evenly spaced examples, as finetune's\nvalidation does (default 65536 with --split valid, like finetune's; 0: all)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	var pf precisionFlags
+	pf.register(f)
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
 	}
 	if err := f.noArgs(pos); err != nil {
+		return err
+	}
+	if err := pf.check(); err != nil {
 		return err
 	}
 	if batch < 1 {
@@ -88,6 +94,10 @@ func runEval(c *cli, args []string) error {
 		return err
 	}
 	if _, err := loadAdapter(m, adapter); err != nil {
+		return err
+	}
+	nn.SetTrainable(m.Params(), false) // nothing trains here
+	if err := pf.apply(m); err != nil {
 		return err
 	}
 	co.use(tok, c.stderr, asJSON)
@@ -255,7 +265,7 @@ func runTokenize(c *cli, args []string) error {
 		if err != nil {
 			return err
 		}
-		encode = func(s string) ([]int, error) { return tok.Encode(s), nil }
+		encode = func(s string) ([]int, error) { return gpt.EncodeText(tok, s) }
 	case tokName != "":
 		st, err := os.Stat(tokName)
 		if err != nil {
@@ -276,7 +286,7 @@ func runTokenize(c *cli, args []string) error {
 		if err != nil {
 			return err
 		}
-		encode = func(s string) ([]int, error) { return tok.Encode(s), nil }
+		encode = func(s string) ([]int, error) { return gpt.EncodeText(tok, s) }
 	default:
 		return usagef("--base is required (or --tokenizer)")
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/golora/golora/models/gpt"
+	"github.com/golora/golora/nn"
 )
 
 // generation is what generate prints with --json.
@@ -43,11 +44,16 @@ func runGenerate(c *cli, args []string) error {
 	f.BoolVar(&asChat, "chat", false, "one chat turn: --prompt is the user's message, rendered with the chat template, and\nonly the answer is printed (decoding defaults from generation_config.json)")
 	f.StringVar(&system, "system", "", "with --chat: system message `TEXT`")
 	f.StringVar(&chatTemplate, "chat-template", "", "with --chat: Jinja chat template `FILE` instead of the model's")
+	var pf precisionFlags
+	pf.register(f)
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
 	}
 	if err := f.noArgs(pos); err != nil {
+		return err
+	}
+	if err := pf.check(); err != nil {
 		return err
 	}
 	if !asChat && (system != "" || chatTemplate != "") {
@@ -94,12 +100,19 @@ func runGenerate(c *cli, args []string) error {
 	if _, err := loadAdapter(m, adapter); err != nil {
 		return err
 	}
+	nn.SetTrainable(m.Params(), false) // nothing trains here
+	if err := pf.apply(m); err != nil {
+		return err
+	}
 	if v := m.VocabSize(); beams > v {
 		return usagef("--beams %d: want at most %d (the model's vocabulary: each beam continues with a different token)", beams, v)
 	}
 	opts := gpt.GenerateOptions{MaxNewTokens: maxNew, Temperature: temperature, TopK: topK, TopP: topP,
 		Seed: seed, Beams: beams, LengthPenalty: lengthPenalty, NoRepeatNGram: noRepeat}
-	ids := tok.Encode(prompt)
+	ids, err := gpt.EncodeText(tok, prompt)
+	if err != nil {
+		return fmt.Errorf("--prompt: %w", err)
+	}
 	var cs *chatSetup
 	if asChat { // chat.go
 		if ids, cs, err = chatTurn(f, base, tok, chatTemplate, system, prompt, &opts); err != nil {

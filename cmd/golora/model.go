@@ -30,6 +30,7 @@ type baseModel interface {
 	BaseParams() []*graph.Param
 	Generate(prompts [][]int, opts gpt.GenerateOptions) ([]gpt.Generation, error)
 	ContextSize() int
+	SetRecompute(every int) error
 	Save(dir string) error
 	Tokenizer() (gpt.Tokenizer, error)
 }

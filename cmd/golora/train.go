@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 
+	"github.com/golora/golora/graph"
 	"github.com/golora/golora/models/gpt"
 	"github.com/golora/golora/nn/lora"
 	"github.com/golora/golora/trainers"
@@ -114,6 +115,9 @@ func runFinetune(c *cli, args []string) error {
 	f.StringVar(&bias, "bias", "none", "biases that train with the adapter: none, all or lora_only")
 	f.StringVar(&init, "init", "default", "initialisation of A and B: default, gaussian or pissa")
 	f.BoolVar(&full, "full", false, "full fine-tuning: train every weight and write a model folder")
+	var pf precisionFlags
+	pf.register(f)
+	pf.registerRecompute(f)
 	t.register(f, "(default 1e-3 for LoRA, 2e-4 with --full)")
 	pos, err := f.parse(args)
 	if err != nil {
@@ -121,6 +125,12 @@ func runFinetune(c *cli, args []string) error {
 	}
 	if err := f.noArgs(pos); err != nil {
 		return err
+	}
+	if err := pf.check(); err != nil {
+		return err
+	}
+	if full && pf.prec != graph.F32 {
+		return usagef("--base-precision %v: --full trains the base weights, which stay float32; a quantized base is for LoRA", pf.prec)
 	}
 	var lc lora.Config
 	if !full {
@@ -173,6 +183,9 @@ func runFinetune(c *cli, args []string) error {
 		for _, p := range m.Params() {
 			p.Trainable = true
 		}
+		if err := pf.apply(m); err != nil { // recomputation only: the precision is f32
+			return err
+		}
 	} else {
 		lc.Seed, lc.BaseModel = t.seed, base
 		if !flagGiven(f, "targets") {
@@ -186,6 +199,9 @@ func runFinetune(c *cli, args []string) error {
 			return fmt.Errorf("--targets %s: %w", targets, err)
 		}
 		if err := checkRank(lm, rank, t.force); err != nil {
+			return err
+		}
+		if err := pf.apply(m); err != nil {
 			return err
 		}
 		warnTrainableShare(c, m.Params())
@@ -286,6 +302,10 @@ func trainModel(c *cli, t *trainFlags, m trainers.LanguageModel, tc trainers.Con
 		tc.Metrics = &metrics
 	}
 	bar := newProgress(c.stderr, label, t.quiet || !leader)
+	if bar != nil {
+		bar.mem = newMemWatch(m.Params())
+		defer bar.mem.stop()
+	}
 	tc.Observer = bar.observer()
 	tc.DataID = trainers.Fingerprint(train)
 	if leader { // the files are rank 0's

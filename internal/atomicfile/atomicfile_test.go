@@ -1,19 +1,19 @@
 package atomicfile
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/golora/golora/internal/testutil"
 )
 
 // Environment variables that turn TestHelperProcess into a child process
@@ -246,48 +246,7 @@ func TestHelperProcess(t *testing.T) {
 // SIGKILL once it reports that it is writing.
 func killMidWrite(t *testing.T, mode, path string) {
 	t.Helper()
-	if runtime.GOOS == "windows" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
-		t.Skip("needs a child process killed by a signal")
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-	cmd.Env = append(os.Environ(), envHelperMode+"="+mode, envHelperPath+"="+path)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if sc.Text() == helperReady {
-				ready <- nil
-				return
-			}
-		}
-		ready <- fmt.Errorf("child exited before writing: %v", sc.Err())
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			t.Fatal(err)
-		}
-	case <-time.After(2 * time.Minute):
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatal("child did not start writing")
-	}
-	if err := cmd.Process.Kill(); err != nil { // SIGKILL: no deferred clean-up runs
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err == nil {
-		t.Fatal("child exited cleanly, want killed")
-	}
+	testutil.KillChild(t, "TestHelperProcess", []string{envHelperMode + "=" + mode, envHelperPath + "=" + path}, helperReady, 0)
 }
 
 // A process killed while writing a large file leaves the previous file intact.

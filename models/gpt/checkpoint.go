@@ -293,7 +293,7 @@ func (m *Model) loadWeights(f *safetensors.File, path string) error {
 		if t, _ := f.Tensor(key); !slices.Equal(t.Shape, p.Shape()) {
 			return fail(key, "shape %v, want %v (%s)", t.Shape, p.Shape(), shapeHint)
 		}
-		if err := f.LoadInto(key, p); err != nil {
+		if err := graph.LoadParam(f, key, p); err != nil {
 			return fmt.Errorf("gpt: load: %w", err)
 		}
 		if i := firstNonFinite(p); i >= 0 {
@@ -317,7 +317,7 @@ func (m *Model) checkTiedHead(f *safetensors.File, key string) error {
 	if !slices.Equal(t.Shape, head.Shape()) {
 		return fmt.Errorf("tensor %q: shape %v, want %v like wte.weight (the LM head is tied to it)", key, t.Shape, head.Shape())
 	}
-	if err := f.LoadInto(key, head); err != nil {
+	if err := graph.LoadParam(f, key, head); err != nil {
 		return err
 	}
 	i := firstDiff(head.Float32s(), m.WTE.Weight.Float32s())
@@ -409,7 +409,7 @@ func (m *Model) Save(dir string) error {
 	}
 	var tensors []safetensors.Tensor
 	for _, p := range m.BaseParams() {
-		tensors = append(tensors, safetensors.FromParam(p.Name, p))
+		tensors = append(tensors, graph.ParamTensor(p.Name, p))
 	}
 	err = atomicfile.ReplaceDir(dir, func(tmp string) error {
 		if err := os.WriteFile(filepath.Join(tmp, ConfigFile), config, 0o644); err != nil {

@@ -259,7 +259,7 @@ func loadParam(f *safetensors.File, key string, p *graph.Param, transpose bool) 
 		return fmt.Errorf("shape %v, want %v%s", t.Shape, want, layout)
 	}
 	if !transpose {
-		if err := f.LoadInto(key, p); err != nil {
+		if err := graph.LoadParam(f, key, p); err != nil {
 			return errors.New(strings.TrimPrefix(err.Error(), "safetensors: "))
 		}
 	} else if p.DType() == graph.Float64 {

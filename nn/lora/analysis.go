@@ -14,17 +14,10 @@ import (
 // (the paper's ΔW is [out, in]); every quantity below is the paper's, and
 // the comments say which singular vectors that means in golora's layout.
 
-// ParamMatrix copies a 2-D parameter into a float64 matrix of its shape.
-func ParamMatrix(p *graph.Param) (*mat.Dense, error) {
-	if p == nil {
-		return nil, errors.New("lora: nil parameter")
-	}
-	s := p.Shape()
-	if len(s) != 2 || s[0] == 0 || s[1] == 0 {
-		return nil, fmt.Errorf("lora: parameter %s has shape %v, want a non-empty matrix", p.Name, s)
-	}
-	return mat.NewDense(s[0], s[1], p.Values()), nil
-}
+// ParamMatrix is graph.ParamMatrix, kept so that existing callers compile.
+//
+// Deprecated: use graph.ParamMatrix.
+func ParamMatrix(p *graph.Param) (*mat.Dense, error) { return graph.ParamMatrix(p) }
 
 // DeltaW returns the named adapter's update on the layer at path,
 // ΔW = s·A·B [in, out] (V×d for an embedding), in float64, zero in the

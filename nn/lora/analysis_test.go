@@ -190,7 +190,7 @@ func TestModelAnalysis(t *testing.T) {
 	if s, _ := lora.Spectrum(mat.NewDense(2, 2, []float64{3, 0, 0, -2})); math.Abs(s[0]-3) > 1e-15 || math.Abs(s[1]-2) > 1e-15 {
 		t.Errorf("spectrum of diag(3, −2) = %v", s)
 	}
-	wm, err := lora.ParamMatrix(w)
+	wm, err := graph.ParamMatrix(w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,11 +198,11 @@ func TestModelAnalysis(t *testing.T) {
 		t.Errorf("amplification %v, %v", f, err)
 	}
 	ad, _ := m.Adapter(path, lora.DefaultAdapter)
-	aq, _ := lora.ParamMatrix(ad.Slices[0].A)
+	aq, _ := graph.ParamMatrix(ad.Slices[0].A)
 	if phi, err := lora.SubspaceSimilarity(aq, aq, 2, 2); err != nil || math.Abs(phi-1) > 1e-12 {
 		t.Errorf("φ(A_q, A_q) = %v, %v", phi, err)
 	}
-	if _, err := lora.ParamMatrix(graph.NewParam("v", graph.Float64, 3)); err == nil {
+	if _, err := graph.ParamMatrix(graph.NewParam("v", graph.Float64, 3)); err == nil {
 		t.Error("ParamMatrix of a vector")
 	}
 }

@@ -377,8 +377,8 @@ func ExampleConfig() {
 }
 
 func ExampleConfig_Validate() {
-	fmt.Println(lora.Config{R: 8}.Validate() != nil) // no targets
-	fmt.Println(lora.Config{Targets: []string{"c_attn"}}.Validate())
+	fmt.Println(lora.Config{R: -1}.Validate() != nil) // rank < 1
+	fmt.Println(lora.Config{}.Validate())             // the zero Config: r = 8, α = 8 on all-linear
 	// Output:
 	// true
 	// <nil>
@@ -451,14 +451,6 @@ func ExampleBiasMode() {
 	// h.0.mlp.c_fc.bias
 	// h.0.mlp.c_fc.lora_A.default.weight
 	// h.0.mlp.c_fc.lora_B.default.weight
-}
-
-func ExampleParamMatrix() {
-	p, _ := graph.NewParamFrom("A", []float32{1, 2, 3, 4, 5, 6}, 3, 2)
-	a, err := lora.ParamMatrix(p)
-	fmt.Println(err, a.At(2, 1), mat.Formatted(a.T(), mat.Squeeze()))
-	// Output: <nil> 6 ⎡1  3  5⎤
-	// ⎣2  4  6⎦
 }
 
 // The paper's Figure 3 grid: φ(A₁, A₂, i, j) for every i ≤ r₁, j ≤ r₂.

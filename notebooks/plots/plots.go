@@ -1,6 +1,7 @@
 // Package plots draws the charts of golora's notebooks as PNG images with
-// gonum/plot: line charts (loss curves, singular spectra) and rows of heat
-// maps (subspace similarity).
+// gonum/plot: line charts (loss curves, singular spectra), training and
+// validation loss charts (LossChart, which `golora demo`'s report uses too)
+// and rows of heat maps (subspace similarity).
 //
 // An Image is displayed by gophernotes when it is the value of a cell's last
 // expression (it implements gophernotes' SimpleRender convention), with its
