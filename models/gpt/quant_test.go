@@ -17,7 +17,7 @@ func lossAndGrads(t *testing.T, m *Model, params []*graph.Param, ids []int, batc
 	b := graph.NewBuilder(graph.Float32, 1)
 	in := b.IntInput("ids", batch*ctx)
 	tg := b.IntInput("targets", batch*ctx)
-	loss := m.Loss(b, in, tg, nil, batch, ctx, 0)
+	loss := m.Loss(in, tg, nil, batch, ctx, 0)
 	prog, err := b.Compile(loss)
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ func stepGrads(t *testing.T, m *Model, ids []int, batch, ctx int, ckpts int) []f
 	b := graph.NewBuilder(graph.Float32, 42)
 	in := b.IntInput("ids", batch*ctx)
 	tg := b.IntInput("targets", batch*ctx)
-	loss := m.Loss(b, in, tg, nil, batch, ctx, 0)
+	loss := m.Loss(in, tg, nil, batch, ctx, 0)
 	prog, err := b.Compile(loss)
 	if err != nil {
 		t.Fatal(err)

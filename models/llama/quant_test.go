@@ -86,7 +86,7 @@ func TestRecomputeBitIdentical(t *testing.T) {
 		}
 		b := graph.NewBuilder(graph.Float32, 1)
 		in, tg := b.IntInput("ids", 16), b.IntInput("tg", 16)
-		prog, err := b.Compile(m.Loss(b, in, tg, nil, 2, 8, 0))
+		prog, err := b.Compile(m.Loss(in, tg, nil, 2, 8, 0))
 		if err != nil {
 			t.Fatal(err)
 		}
