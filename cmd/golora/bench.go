@@ -27,11 +27,7 @@ func runBench(c *cli, args []string) error {
 	f.IntVar(&runs, "latency-runs", 0, "timed forward passes per latency (0: each configuration's own)")
 	f.Uint64Var(&seed, "seed", 1, "seed of the weights and tokens")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
 	}
 	for _, v := range []struct {

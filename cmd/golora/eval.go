@@ -47,11 +47,7 @@ func runEval(c *cli, args []string) error {
 	f.Uint64Var(&seed, "seed", 1, "with --split: the seed of the split")
 	f.IntVar(&validTokens, "valid-tokens", 0, "with --split valid: score at most this many tokens, on evenly spaced examples, as finetune's\nvalidation does (default 65536 with --split valid, like finetune's; 0: all)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
 	}
 	if batch < 1 {
@@ -164,11 +160,7 @@ func runMerge(c *cli, args []string) error {
 	f.StringVar(&base, "base", "", "`MODEL_DIR`: base model folder")
 	f.StringVar(&adapter, "adapter", "", "`ADAPTER_DIR`: adapter folder")
 	f.StringVar(&out, "out", "", "`MODEL_DIR`: model folder to write")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
 	}
 	if err := need("base", base); err != nil {
@@ -229,11 +221,7 @@ func runTokenize(c *cli, args []string) error {
 	f.BoolVar(&asJSON, "json", false, "print a JSON array (with --chat: one {\"line\", \"ids\", \"mask\"} object per conversation)")
 	var tc tokenizeChat // --chat and its flags (tokenize_chat.go)
 	tc.register(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
 	}
 	if tc.file != "" {

@@ -43,11 +43,7 @@ func runGenerate(c *cli, args []string) error {
 	f.BoolVar(&asChat, "chat", false, "one chat turn: --prompt is the user's message, rendered with the chat template, and\nonly the answer is printed (decoding defaults from generation_config.json)")
 	f.StringVar(&system, "system", "", "with --chat: system message `TEXT`")
 	f.StringVar(&chatTemplate, "chat-template", "", "with --chat: Jinja chat template `FILE` instead of the model's")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
 	}
 	if !asChat && (system != "" || chatTemplate != "") {

@@ -39,11 +39,7 @@ func runPretrain(c *cli, args []string) error {
 	f.Float64Var(&dropout, "dropout", -1, "embedding, residual and attention dropout (-1: the preset's)")
 	f.StringVar(&out, "out", "", "`MODEL_DIR`: model folder to write")
 	t.register(f, "(default 1e-3)")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
 	}
 	cfg, err := gpt.Preset(preset)
@@ -140,14 +136,11 @@ func runFinetune(c *cli, args []string) error {
 	f.StringVar(&init, "init", "default", "initialisation of A and B: default, gaussian or pissa")
 	f.BoolVar(&full, "full", false, "full fine-tuning: train every weight and write a model folder")
 	t.register(f, "(default 1e-3 for LoRA, 2e-4 with --full)")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
 	}
 	var lc lora.Config
+	var err error
 	if !full {
 		if lc, err = loraFlags(rank, alpha, loraDropout, targets, bias, init, rslora); err != nil {
 			return err
