@@ -7,6 +7,8 @@ import (
 	"github.com/golora/golora/graph"
 	"github.com/golora/golora/internal/benchutil"
 	"github.com/golora/golora/models/gpt"
+	"github.com/golora/golora/models/llama"
+	"github.com/golora/golora/nn"
 	"github.com/golora/golora/nn/lora"
 	"github.com/golora/golora/trainers"
 )
@@ -14,7 +16,9 @@ import (
 // config is one standard configuration (see the package comment).
 type config struct {
 	name                     string
+	llama                    bool // a Llama-family decoder (kvHeads, ffn) instead of GPT-2
 	layers, embd, heads      int
+	kvHeads, ffn             int
 	context, batch, vocab    int
 	slow                     bool // skipped with -short
 	trainWarmup, inferWarmup int
@@ -24,11 +28,33 @@ var configs = []config{
 	{name: "tiny", layers: 2, embd: 64, heads: 4, context: 64, batch: 16, vocab: 96, trainWarmup: 2, inferWarmup: 3},
 	{name: "small", layers: 4, embd: 128, heads: 4, context: 128, batch: 16, vocab: 96, trainWarmup: 2, inferWarmup: 2},
 	{name: "gpt2-124M", layers: 12, embd: 768, heads: 12, context: 256, batch: 4, vocab: 50257, slow: true, trainWarmup: 1, inferWarmup: 1},
+	{name: "smollm2-135M", llama: true, layers: 30, embd: 576, heads: 9, kvHeads: 3, ffn: 1536, context: 256, batch: 4, vocab: 49152,
+		slow: true, trainWarmup: 1, inferWarmup: 1},
 }
 
-// model builds c's GPT in float32 with GPT-2's initialisation (no dropout).
-func (c config) model(tb testing.TB) *gpt.Model {
+// benchModel is a benchmark model: GPT-2 or a Llama-family decoder.
+type benchModel interface {
+	nn.Host
+	trainers.LanguageModel
+}
+
+// model builds c's model in float32 with its architecture's
+// initialisation (no dropout): GPT-2, or a Llama with SmolLM2's θ 100000,
+// ε 1e-5 and tied head.
+func (c config) model(tb testing.TB) benchModel {
 	tb.Helper()
+	if c.llama {
+		m, err := llama.New(llama.Config{Arch: llama.ArchLlama, NumLayers: c.layers, Hidden: c.embd, Intermediate: c.ffn,
+			Heads: c.heads, KVHeads: c.kvHeads, VocabSize: c.vocab, MaxPositions: c.context, RMSNormEps: 1e-5,
+			RoPE: graph.RoPEConfig{Theta: 100000}, TieEmbeddings: true, BOS: -1, Tokenizer: llama.TokenizerNone}, graph.Float32)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := m.Init(graph.NewRand(1)); err != nil {
+			tb.Fatal(err)
+		}
+		return m
+	}
 	m, err := gpt.New(gpt.Config{NLayer: c.layers, NHead: c.heads, NEmbd: c.embd, BlockSize: c.context,
 		VocabSize: c.vocab, LayerNormEps: 1e-5, Tokenizer: gpt.TokenizerNone}, graph.Float32)
 	if err != nil {
@@ -40,8 +66,12 @@ func (c config) model(tb testing.TB) *gpt.Model {
 	return m
 }
 
-// adapter is the LoRA every benchmark uses: r 8, α 16 on q and v.
-func adapter() lora.Config {
+// adapter is the LoRA every benchmark uses: r 8, α 16 on q and v of
+// GPT-2, on every linear layer of a Llama (PEFT's all-linear).
+func (c config) adapter() lora.Config {
+	if c.llama {
+		return lora.Config{R: 8, Alpha: 16, Targets: []string{"all-linear"}, Seed: 1}
+	}
 	return lora.Config{R: 8, Alpha: 16, Targets: []string{"q", "v"}, Seed: 1}
 }
 
@@ -63,7 +93,7 @@ func benchTrain(b *testing.B, c config, useLoRA bool) {
 	benchutil.ResetPeakRSS()
 	m := c.model(b)
 	if useLoRA {
-		if _, err := lora.Inject(m, adapter()); err != nil {
+		if _, err := lora.Inject(m, c.adapter()); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -115,7 +145,7 @@ func benchInfer(b *testing.B, c config, mode string) {
 	benchutil.ResetPeakRSS()
 	m := c.model(b)
 	if mode != "base" {
-		lm, err := lora.Inject(m, adapter())
+		lm, err := lora.Inject(m, c.adapter())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -127,7 +157,7 @@ func benchInfer(b *testing.B, c config, mode string) {
 	}
 	bl := graph.NewBuilder(graph.Float32, 1)
 	ids := bl.IntConstant("ids", benchutil.RandomTokens(c.context, c.vocab, 3), c.context)
-	prog, err := bl.Compile(nil, m.Logits(bl, ids, 1, c.context))
+	prog, err := bl.Compile(nil, m.Logits(ids, 1, c.context))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -169,7 +199,7 @@ func BenchmarkLatency(b *testing.B) {
 			for i, mode := range modes {
 				m := c.model(b)
 				if mode != "base" {
-					lm, err := lora.Inject(m, adapter())
+					lm, err := lora.Inject(m, c.adapter())
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -194,7 +224,7 @@ func BenchmarkLatency(b *testing.B) {
 				}
 				bl := graph.NewBuilder(graph.Float32, 1)
 				ids := bl.IntConstant("ids", benchutil.RandomTokens(c.context, c.vocab, 3), c.context)
-				prog, err := bl.Compile(nil, m.Logits(bl, ids, 1, c.context))
+				prog, err := bl.Compile(nil, m.Logits(ids, 1, c.context))
 				if err != nil {
 					b.Fatal(err)
 				}

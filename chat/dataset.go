@@ -7,6 +7,9 @@ import (
 )
 
 // DatasetOptions says how Dataset turns records into training examples.
+// Context has no default (0 is an error naming it); Pack false keeps one
+// example per record; nil Prefix puts nothing before a prompt. EOS 0 is
+// the id 0, like any other id: set −1 for none.
 type DatasetOptions struct {
 	// Context is the model's input length: an example holds at most
 	// Context+1 tokens.

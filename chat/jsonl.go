@@ -86,7 +86,8 @@ func DetectFormat(data []byte) string {
 	return ""
 }
 
-// ReadOptions says how ReadJSONL reads a file.
+// ReadOptions says how ReadJSONL reads a file. The zero value detects the
+// format from the first line and fails on the first malformed line.
 type ReadOptions struct {
 	// Format is FormatChat, FormatPromptCompletion, or "" to detect it
 	// from the first line (DetectFormat).

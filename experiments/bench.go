@@ -3,22 +3,32 @@ package experiments
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/golora/golora/graph"
 	"github.com/golora/golora/internal/benchutil"
 	"github.com/golora/golora/models/gpt"
+	"github.com/golora/golora/models/llama"
+	"github.com/golora/golora/nn"
 	"github.com/golora/golora/nn/lora"
 	"github.com/golora/golora/trainers"
 )
 
 // BenchConfig is one model shape and batch to benchmark.
 type BenchConfig struct {
-	Name    string `json:"name"`
+	Name string `json:"name"`
+	// Arch is the architecture: "" or "gpt2" (GPT-2), or "llama" (a
+	// Llama-family decoder of package llama, with KVHeads key/value heads
+	// and an MLP of width FFN).
+	Arch    string `json:"arch,omitempty"`
 	Layers  int    `json:"layers"`
 	Embd    int    `json:"embd"`
 	Heads   int    `json:"heads"`
+	KVHeads int    `json:"kv_heads,omitempty"`
+	FFN     int    `json:"ffn,omitempty"`
 	Context int    `json:"context"` // tokens per sequence, also the model's BlockSize
 	Batch   int    `json:"batch"`   // sequences per training step
 	Vocab   int    `json:"vocab"`
@@ -31,14 +41,16 @@ type BenchConfig struct {
 }
 
 // BenchConfigNames lists the standard configurations, fastest first; the
-// last, "gpt2-124M", is slow (minutes).
-func BenchConfigNames() []string { return []string{"tiny", "small", "gpt2-124M"} }
+// last two, "gpt2-124M" and "smollm2-135M", are slow (minutes).
+func BenchConfigNames() []string { return []string{"tiny", "small", "gpt2-124M", "smollm2-135M"} }
 
 // StandardBenchConfig returns a standard configuration by name:
 //
 //	tiny       2 layers, d 64,  4 heads,  context 64,  batch 16, vocab 96
 //	small      4 layers, d 128, 4 heads,  context 128, batch 16, vocab 96
 //	gpt2-124M  12 layers, d 768, 12 heads, context 256, batch 4,  vocab 50257
+//	smollm2-135M  Llama: 30 layers, d 576, 9 heads (3 key/value), FFN 1536,
+//	           context 256, batch 4, vocab 49152; LoRA on all linear layers
 //
 // (the shapes of the PyTorch measurements in the project's notes, so the two
 // can be compared).
@@ -50,6 +62,9 @@ func StandardBenchConfig(name string) (BenchConfig, error) {
 		return BenchConfig{Name: name, Layers: 4, Embd: 128, Heads: 4, Context: 128, Batch: 16, Vocab: 96, Steps: 8, Warmup: 2, LatencyRuns: 15}, nil
 	case "gpt2-124M":
 		return BenchConfig{Name: name, Layers: 12, Embd: 768, Heads: 12, Context: 256, Batch: 4, Vocab: 50257, Steps: 2, Warmup: 1, LatencyRuns: 3}, nil
+	case "smollm2-135M":
+		return BenchConfig{Name: name, Arch: "llama", Layers: 30, Embd: 576, Heads: 9, KVHeads: 3, FFN: 1536, Context: 256, Batch: 4, Vocab: 49152,
+			Steps: 2, Warmup: 1, LatencyRuns: 3}, nil
 	}
 	return BenchConfig{}, fmt.Errorf("experiments: unknown bench config %q (want one of %v)", name, BenchConfigNames())
 }
@@ -70,6 +85,18 @@ type BenchOptions struct {
 	// is the global batch (it must divide by the ranks), tokens/s are global,
 	// and the latency runs are skipped. nil: one process.
 	Collective trainers.Collective
+	// Modes are the trainings to run: "lora", "full" or both (nil: both).
+	// The process's peak RSS covers every mode run; measure one mode per
+	// process to read its own.
+	Modes []string
+	// BasePrecision holds the LoRA run's frozen base at bf16, int8 or nf4
+	// (default f32); QuantizeEmbeddings quantizes the embedding tables too.
+	BasePrecision      graph.Precision
+	QuantizeEmbeddings bool
+	// Recompute checkpoints every Recompute blocks in training (0: none).
+	Recompute int
+	// NoLatency skips the inference latencies.
+	NoLatency bool
 }
 
 // BenchResult is the outcome of Bench, ready for encoding/json.
@@ -94,7 +121,8 @@ type BenchConfigResult struct {
 	Params int `json:"params"`
 
 	// Training throughput, input tokens per second of timed steps: LoRA r=8
-	// (α=16) on q and v, and full fine-tuning, both AdamW.
+	// (α=16) on q and v (on every linear layer of a Llama), and full
+	// fine-tuning, both AdamW.
 	LoRATrainable      int     `json:"lora_trainable_params"`
 	LoRATokensPerSec   float64 `json:"lora_tokens_per_sec"`
 	FullTokensPerSec   float64 `json:"full_tokens_per_sec"`
@@ -112,8 +140,12 @@ type BenchConfigResult struct {
 	// LoRAAllReducedBytes and FullAllReducedBytes are the gradient bytes
 	// one data-parallel step all-reduced (as the trainer counted them; 0 on
 	// one process): the trainable parameters × 4 (float32).
-	LoRAAllReducedBytes int64 `json:"lora_allreduced_bytes_per_step,omitempty"`
-	FullAllReducedBytes int64 `json:"full_allreduced_bytes_per_step,omitempty"`
+	BasePrecision       string       `json:"base_precision,omitempty"`
+	Recompute           string       `json:"recompute,omitempty"`
+	LoRAMemory          *MemorySplit `json:"lora_memory,omitempty"`
+	FullMemory          *MemorySplit `json:"full_memory,omitempty"`
+	LoRAAllReducedBytes int64        `json:"lora_allreduced_bytes_per_step,omitempty"`
+	FullAllReducedBytes int64        `json:"full_allreduced_bytes_per_step,omitempty"`
 }
 
 // Bench measures, for each configuration: training tokens/s and peak heap
@@ -149,7 +181,7 @@ func Bench(opt BenchOptions) (*BenchResult, error) {
 		if opt.LatencyRuns > 0 {
 			c.LatencyRuns = opt.LatencyRuns
 		}
-		r, err := benchOne(c, opt.Seed, opt.Progress, opt.Collective)
+		r, err := benchOne(c, opt)
 		if err != nil {
 			return nil, fmt.Errorf("experiments: bench %s: %w", c.Name, err)
 		}
@@ -159,45 +191,93 @@ func Bench(opt BenchOptions) (*BenchResult, error) {
 	return res, nil
 }
 
+// benchHost is a benchmark model: GPT-2 or a Llama-family decoder.
+type benchHost interface {
+	ForwardModel
+	nn.Host
+	BaseParams() []*graph.Param
+	SetRecompute(every int) error
+}
+
 // benchModel builds and initialises the model of c. Benchmarks feed random
 // ids, so the model has no text tokenizer and any vocabulary size.
-func benchModel(c BenchConfig, seed uint64) (*gpt.Model, error) {
-	cfg := gpt.Config{NLayer: c.Layers, NHead: c.Heads, NEmbd: c.Embd, BlockSize: c.Context,
-		VocabSize: c.Vocab, LayerNormEps: 1e-5, Tokenizer: gpt.TokenizerNone}
-	m, err := gpt.New(cfg, graph.Float32)
+func benchModel(c BenchConfig, seed uint64) (benchHost, error) {
+	m, err := newBenchModel(c)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.Init(graph.NewRand(seed)); err != nil {
-		return nil, err
-	}
-	return m, nil
+	type initer interface{ Init(*rand.Rand) error }
+	return m, m.(initer).Init(graph.NewRand(seed))
 }
 
-// benchLoRA is the adapter every benchmark trains: r = 8, α = 16 on q and v.
-func benchLoRA(seed uint64) lora.Config {
+// newBenchModel builds the model of c with New's values (zero matrices,
+// norm scales 1), not yet initialised.
+func newBenchModel(c BenchConfig) (benchHost, error) {
+	switch c.Arch {
+	case "", "gpt2":
+		cfg := gpt.Config{NLayer: c.Layers, NHead: c.Heads, NEmbd: c.Embd, BlockSize: c.Context,
+			VocabSize: c.Vocab, LayerNormEps: 1e-5, Tokenizer: gpt.TokenizerNone}
+		return gpt.New(cfg, graph.Float32)
+	case llama.ArchLlama:
+		// SmolLM2's settings beyond the shape: θ 100000, ε 1e-5, tied head.
+		cfg := llama.Config{Arch: llama.ArchLlama, NumLayers: c.Layers, Hidden: c.Embd, Intermediate: c.FFN,
+			Heads: c.Heads, KVHeads: c.KVHeads, VocabSize: c.Vocab, MaxPositions: c.Context, RMSNormEps: 1e-5,
+			RoPE: graph.RoPEConfig{Theta: 100000}, TieEmbeddings: true, BOS: -1, Tokenizer: llama.TokenizerNone}
+		return llama.New(cfg, graph.Float32)
+	}
+	return nil, fmt.Errorf("unknown architecture %q (want gpt2 or llama)", c.Arch)
+}
+
+// benchLoRA is the adapter every benchmark trains: r = 8, α = 16 on q and
+// v of GPT-2, on every linear layer of a Llama (PEFT's all-linear).
+func benchLoRA(c BenchConfig, seed uint64) lora.Config {
+	if c.Arch == llama.ArchLlama {
+		return lora.Config{R: 8, Alpha: 16, Targets: []string{"all-linear"}, Seed: seed}
+	}
 	return lora.Config{R: 8, Alpha: 16, Targets: []string{"q", "v"}, Seed: seed}
 }
 
-func benchOne(c BenchConfig, seed uint64, progress func(string), coll trainers.Collective) (BenchConfigResult, error) {
+func benchOne(c BenchConfig, opt BenchOptions) (BenchConfigResult, error) {
+	seed, progress, coll := opt.Seed, opt.Progress, opt.Collective
+	modes := opt.Modes
+	if len(modes) == 0 {
+		modes = []string{"lora", "full"}
+	}
 	say := func(format string, a ...any) {
 		if progress != nil {
 			progress(fmt.Sprintf(format, a...))
 		}
 	}
-	r := BenchConfigResult{BenchConfig: c, LatencyContext: c.Context}
+	r := BenchConfigResult{BenchConfig: c, LatencyContext: c.Context, BasePrecision: opt.BasePrecision.String(), Recompute: nn.RecomputeName(opt.Recompute)}
 	t0 := time.Now()
-	for _, mode := range []string{"lora", "full"} {
+	for _, mode := range modes {
+		if mode != "lora" && mode != "full" {
+			return r, fmt.Errorf("unknown mode %q (want lora or full)", mode)
+		}
+		if mode == "full" && opt.BasePrecision != graph.F32 {
+			return r, fmt.Errorf("full fine-tuning trains the base weights: they cannot be held at %v", opt.BasePrecision)
+		}
 		say("%s: %s training, %d + %d steps of %d × %d tokens", c.Name, mode, c.Warmup, c.Steps, c.Batch, c.Context)
-		m, err := benchModel(c, seed)
+		var m benchHost
+		var lm *lora.Model
+		var err error
+		if mode == "lora" && opt.BasePrecision != graph.F32 {
+			m, lm, err = benchQuantizedModel(c, seed, opt.BasePrecision, opt.QuantizeEmbeddings)
+		} else {
+			m, err = benchModel(c, seed)
+		}
 		if err != nil {
 			return r, err
 		}
 		r.Params = graph.CountParams(m.BaseParams())
+		if err := m.SetRecompute(opt.Recompute); err != nil {
+			return r, err
+		}
 		if mode == "lora" {
-			lm, err := lora.Inject(m, benchLoRA(seed))
-			if err != nil {
-				return r, err
+			if lm == nil {
+				if lm, err = lora.Inject(m, benchLoRA(c, seed)); err != nil {
+					return r, err
+				}
 			}
 			r.LoRATrainable = lm.Report().Trainable
 		}
@@ -205,14 +285,17 @@ func benchOne(c BenchConfig, seed uint64, progress func(string), coll trainers.C
 		if err != nil {
 			return r, fmt.Errorf("%s training: %w", mode, err)
 		}
+		split := SplitMemory(m.Params(), int64(peak*(1<<20)), PeakRSSBytes())
 		if mode == "lora" {
 			r.LoRATokensPerSec, r.LoRAMsPerStep, r.LoRAPeakHeapMiB, r.LoRAAllReducedBytes = tps, msStep, peak, bytes
+			r.LoRAMemory = &split
 		} else {
 			r.FullTokensPerSec, r.FullMsPerStep, r.FullPeakHeapMiB, r.FullAllReducedBytes = tps, msStep, peak, bytes
+			r.FullMemory = &split
 		}
 	}
 	r.TrainingSecondsAll = time.Since(t0).Seconds()
-	if coll != nil && coll.Size() > 1 {
+	if coll != nil && coll.Size() > 1 || opt.NoLatency {
 		return r, nil // latency is a one-process measurement
 	}
 
@@ -239,7 +322,7 @@ func benchOne(c BenchConfig, seed uint64, progress func(string), coll trainers.C
 	if r.LatencyBaseMs, _, err = lat(); err != nil {
 		return r, err
 	}
-	lm, err := lora.Inject(m, benchLoRA(seed))
+	lm, err := lora.Inject(m, benchLoRA(c, seed))
 	if err != nil {
 		return r, err
 	}
@@ -267,7 +350,7 @@ func benchOne(c BenchConfig, seed uint64, progress func(string), coll trainers.C
 // benchTrain trains m's trainable parameters on random tokens and returns
 // the tokens/s and ms/step of the timed steps, the peak heap in MiB and, for
 // a data-parallel run over coll, the gradient bytes a step all-reduced.
-func benchTrain(m *gpt.Model, c BenchConfig, seed uint64, coll trainers.Collective) (tps, msStep, peakMiB float64, bytes int64, err error) {
+func benchTrain(m trainers.LanguageModel, c BenchConfig, seed uint64, coll trainers.Collective) (tps, msStep, peakMiB float64, bytes int64, err error) {
 	steps := c.Warmup + c.Steps
 	toks := benchutil.RandomTokens(c.Batch*steps*c.Context+1, m.VocabSize(), seed)
 	ds, err := trainers.NewTextDataset(toks, c.Context)
@@ -333,4 +416,49 @@ func randomizeB(m *lora.Model, seed uint64) error {
 		}
 	}
 	return nil
+}
+
+// benchQuantizedModel builds benchModel's shape with LoRA injected and the
+// frozen base held at prec, quantizing each weight as soon as it is drawn
+// (from N(0, 0.02²)) and handing the float32 copies back to the operating
+// system every 256 MiB: the float32 model never exists whole, so the
+// process's peak RSS is the training's.
+func benchQuantizedModel(c BenchConfig, seed uint64, prec graph.Precision, embeddings bool) (benchHost, *lora.Model, error) {
+	m, err := newBenchModel(c) // zero pages: not resident until written
+	if err != nil {
+		return nil, nil, err
+	}
+	lm, err := lora.Inject(m, benchLoRA(c, seed))
+	if err != nil {
+		return nil, nil, err
+	}
+	plan, err := nn.BaseQuantization(m, embeddings)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := map[*graph.Param]graph.QuantizeOptions{}
+	for _, q := range plan {
+		opts[q.Param] = q.Options
+	}
+	rng := graph.NewRand(seed)
+	var freed int64
+	for _, p := range m.BaseParams() {
+		if len(p.Shape()) != 2 {
+			continue // biases 0, LayerNorm scales 1 (as New made them)
+		}
+		graph.InitNormal(p, rng, 0.02)
+		o, ok := opts[p]
+		if !ok {
+			continue
+		}
+		if err := p.Quantize(prec, o); err != nil {
+			return nil, nil, err
+		}
+		if freed += int64(4 * p.Len()); freed >= 256<<20 {
+			debug.FreeOSMemory()
+			freed = 0
+		}
+	}
+	debug.FreeOSMemory()
+	return m, lm, nil
 }

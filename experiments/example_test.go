@@ -40,6 +40,7 @@ func ExampleStandardBenchConfig() {
 	// tiny: 2 layers, d 64, context 64, batch 16
 	// small: 4 layers, d 128, context 128, batch 16
 	// gpt2-124M: 12 layers, d 768, context 256, batch 4
+	// smollm2-135M: 30 layers, d 576, context 256, batch 4
 }
 
 func ExampleMaxAbsDiff() {

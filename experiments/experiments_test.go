@@ -228,7 +228,7 @@ func TestForwardMatchesUnmergedAndMerged(t *testing.T) {
 		return out
 	}
 	base := run()
-	lm, err := lora.Inject(m, benchLoRA(5))
+	lm, err := lora.Inject(m, benchLoRA(BenchConfig{}, 5))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,10 +8,10 @@ import (
 
 	"github.com/golora/golora/graph"
 	"github.com/golora/golora/internal/benchutil"
-	"github.com/golora/golora/models/gpt"
+	"github.com/golora/golora/trainers"
 )
 
-// Forward is a compiled inference program of a GPT for batch sequences of
+// Forward is a compiled inference program of a language model for batch sequences of
 // ctx tokens: ids [batch·ctx] → logits [batch·ctx, V], dropout off.
 //
 // The program reads the model's LoRA state (active adapter, merged or not)
@@ -19,16 +19,23 @@ import (
 // Merge, Unmerge or another change of that state (which makes the program
 // stale, see graph.ErrStale) Run compiles it again.
 type Forward struct {
-	m          *gpt.Model
+	m          ForwardModel
 	prog       *graph.Program
 	ids, out   *graph.Node
 	batch, ctx int
 	vocab      int
 }
 
+// ForwardModel is what NewForward runs: a language model (GPT-2's
+// *gpt.Model, a Llama-family *llama.Model) and the dtype of its graph.
+type ForwardModel interface {
+	trainers.LanguageModel
+	DType() graph.DType
+}
+
 // NewForward compiles an inference program of m for batch sequences of ctx
 // tokens.
-func NewForward(m *gpt.Model, batch, ctx int) (*Forward, error) {
+func NewForward(m ForwardModel, batch, ctx int) (*Forward, error) {
 	if m == nil {
 		return nil, errors.New("experiments: forward: nil model")
 	}
@@ -46,7 +53,7 @@ func NewForward(m *gpt.Model, batch, ctx int) (*Forward, error) {
 func (f *Forward) compile() error {
 	b := graph.NewBuilder(f.m.DType(), 0)
 	ids := b.IntInput("ids", f.batch*f.ctx)
-	logits := f.m.Logits(b, ids, f.batch, f.ctx) // [batch·ctx, V]
+	logits := f.m.Logits(ids, f.batch, f.ctx) // [batch·ctx, V]
 	prog, err := b.Compile(nil, logits)
 	if err != nil {
 		return fmt.Errorf("experiments: forward %d × %d: %w", f.batch, f.ctx, err)

@@ -24,9 +24,12 @@ type Builder struct {
 	pnodes map[*Param]*Node
 	inputs []*Node
 	names  map[string]bool
-	rng    *rand.PCG // dropout masks
+	rng    *rand.PCG     // dropout masks
+	qs     *quantScratch // tiles of dequantized weights, shared by the ops that read them
+	pool   *ckptPool     // buffers of the nested programs of Checkpoint ops between their runs
 	mode   *runMode
 	deps   map[*Generation]uint64 // state the graph was built from, at its version then
+	symErr error                  // the first error of a gradient function (see gradError)
 }
 
 // runMode is shared by a builder's ops and its programs.
@@ -42,6 +45,9 @@ type Node struct {
 	ins   []*Node
 	param *Param
 	isInt bool
+	// q is set for a quantized frozen weight: a node with no Gorgonia node
+	// of its own, read only by the ops that dequantize it on the fly.
+	q *QTensor
 	// detached: symbolic differentiation does not pass from this node to
 	// ins (Detach), so parameters reached only through it are not
 	// differentiated.
@@ -119,6 +125,15 @@ func (b *Builder) Param(p *Param) *Node {
 	if p == nil {
 		return b.fail(errors.New("graph: nil parameter"))
 	}
+	if p.q != nil {
+		if p.Trainable {
+			return b.fail(fmt.Errorf("graph: parameter %s is held at %v and cannot be trainable", p.Name, p.q.prec))
+		}
+		n := &Node{b: b, name: p.Name, param: p, q: p.q}
+		b.pnodes[p] = n
+		b.params = append(b.params, p)
+		return n
+	}
 	if p.DType() != b.dt {
 		return b.fail(fmt.Errorf("graph: parameter %s is %v, graph is %v", p.Name, p.DType(), b.dt))
 	}
@@ -179,6 +194,9 @@ func (n *Node) Shape() []int {
 	if n == nil || n.err != nil {
 		return nil
 	}
+	if n.q != nil {
+		return n.q.Shape()
+	}
 	return append([]int(nil), n.n.Shape()...)
 }
 
@@ -192,6 +210,10 @@ func (n *Node) Name() string {
 	}
 	return "<failed>"
 }
+
+// Quantized reports whether the node is a weight held quantized (see
+// Param.Quantize).
+func (n *Node) Quantized() bool { return n != nil && n.err == nil && n.q != nil }
 
 // Err is the error that made this node fail, or nil.
 func (n *Node) Err() error {
@@ -231,6 +253,9 @@ func check(op string, xs ...*Node) (*Builder, *Node) {
 		}
 		if x.b != b {
 			return b, b.fail(fmt.Errorf("graph: %s: inputs come from different builders", op))
+		}
+		if x.q != nil {
+			return b, b.fail(fmt.Errorf("graph: %s: %s is held at %v; only Linear, LinearT, Embedding and QuantColNorms read a quantized weight", op, x.name, x.q.prec))
 		}
 	}
 	return b, nil

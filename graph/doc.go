@@ -39,8 +39,7 @@
 // and GroupedQueryAttention. CachedSelfAttention and
 // CachedGroupedQueryAttention are the forward-only attentions of incremental
 // decoding, over a key/value cache held in frozen parameters. Every op has a
-// float64 finite-difference test and a float32-against-float64 test. Each
-// node owns its output buffer and reuses it from run to run.
+// float64 finite-difference test and a float32-against-float64 test.
 //
 // # Generic primitives
 //
@@ -56,12 +55,36 @@
 // # Running
 //
 // A Program runs the nodes a run needs with a small executor of this package
-// rather than Gorgonia's TapeMachine: in dependency order, each op writing
-// into storage that belongs to its node and lasts from run to run (a fused
-// op's own buffer; for the additions Gorgonia's Grad inserts, a buffer the
-// executor keeps for them). Nothing is reallocated per run, no node's value
-// is overwritten later in the same run (gorgonia issue #569 cannot occur),
-// and Output and Grad are views of those buffers, not copies.
+// rather than Gorgonia's TapeMachine. It plans a program once, at its first
+// run, and then runs it in dependency order without allocating. Its passes
+// (each can be switched off with Program.SetExecOptions, for tests and
+// measurements):
+//
+//   - Storage by liveness. Every value a step computes lives in a buffer of
+//     the program's arena; once the last step that reads a value has run,
+//     its buffer serves a later value of the same size. The roots (the
+//     outputs, the loss and the gradients) have buffers of their own, so
+//     Output and Grad are views that stay valid until the next run;
+//     nothing else survives a run. Buffers last from run to run.
+//   - Folding. A Scale whose input is a product (MatMul, Linear and their
+//     gradients) read only by it becomes that product's α; a Scale or a
+//     SliceCols read only by products is not run: the products read its
+//     input with the factor in α, or with an offset and a row stride.
+//   - Accumulation. A product read only by a sum (Add, AddCols, and the
+//     sums of gradient contributions Gorgonia's Grad inserts) is computed
+//     by GEMM with β = 1 straight into the sum's output instead of being
+//     materialised and then added; a sum read only by another sum of its
+//     shape is merged into it.
+//   - In place. An elementwise op (Add, Sub, Mul, Div, Scale, AddCols,
+//     AddBias, ScaleCols, ScaleRows), or a sum, overwrites an input whose
+//     value dies at that step.
+//
+// Storage and in-place passes leave every value bit for bit the same;
+// folding and accumulation change the order of roundings (α·Σ instead of
+// s·(Σ), or y + Σ accumulated in GEMM), so values differ in the last bits.
+// A folded or accumulated op still counts as run in Builder.OpRuns. No
+// node's value is overwritten while a later step still reads it (gorgonia
+// issue #569 cannot occur).
 //
 // # Errors
 //

@@ -18,6 +18,9 @@ import (
 // ids are not differentiable. An id outside [0, V) makes the run (Program.Run
 // or Forward) return an error naming the id; nothing panics.
 func Embedding(table, ids *Node) *Node {
+	if table != nil && table.err == nil && table.q != nil {
+		return quantEmbedding(table, ids)
+	}
 	b, bad := check("Embedding", table, ids)
 	if bad != nil {
 		return bad

@@ -26,6 +26,9 @@ func linear(x, w, bias *Node, transW bool) *Node {
 	if transW {
 		name = "LinearT"
 	}
+	if w != nil && w.err == nil && w.q != nil {
+		return quantLinear(name, x, w, bias, transW)
+	}
 	ins := []*Node{x, w}
 	if bias != nil {
 		ins = append(ins, bias)

@@ -2,8 +2,8 @@ package graph
 
 import "testing"
 
-func TestLinearGradients(t *testing.T) {
-	cases := []opCase{
+func linearCases() []opCase {
+	return []opCase{
 		{name: "x·W+b", params: []pspec{{name: "x", shape: []int{5, 4}}, {name: "W", shape: []int{4, 3}}, {name: "b", shape: []int{3}}},
 			build: func(b *Builder, p []*Node) *Node { return Linear(p[0], p[1], p[2]) }},
 		{name: "x·W", params: []pspec{{name: "x", shape: []int{5, 4}}, {name: "W", shape: []int{4, 3}}},
@@ -19,7 +19,10 @@ func TestLinearGradients(t *testing.T) {
 		{name: "shared weight", params: []pspec{{name: "x", shape: []int{5, 4}}, {name: "W", shape: []int{4, 4}}},
 			build: func(b *Builder, p []*Node) *Node { return Linear(Linear(p[0], p[1], nil), p[1], nil) }},
 	}
-	for _, c := range cases {
+}
+
+func TestLinearGradients(t *testing.T) {
+	for _, c := range linearCases() {
 		t.Run(c.name, func(t *testing.T) { runOpCase(t, c) })
 	}
 }

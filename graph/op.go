@@ -56,6 +56,9 @@ type fusedOp struct {
 	arity int
 	diff  []bool
 	grads gradFunc
+	// symErr receives the error of a failed gradient function, which
+	// Gorgonia's SymDiffError would otherwise hide (it has no Unwrap).
+	symErr *error
 
 	buf    *tensor.Dense // output storage for tensor outputs
 	scalar G.Value       // output storage for a scalar output (*G.F32 or *G.F64)
@@ -120,7 +123,11 @@ func (o *fusedOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 	}
 	gs, err := o.grads(inputs, output, grad)
 	if err != nil {
-		return nil, fmt.Errorf("graph: gradient of %s: %w", o.k, err)
+		err = fmt.Errorf("graph: gradient of %s: %w", o.k, err)
+		if o.symErr != nil && *o.symErr == nil {
+			*o.symErr = err
+		}
+		return nil, err
 	}
 	return G.Nodes(gs), nil
 }
@@ -271,13 +278,14 @@ func (b *Builder) apply(k kernel, diff []bool, grads gradFunc, children ...*G.No
 	types = append(types, outT)
 	b.nextID++
 	op := &fusedOp{
-		k:     k,
-		id:    b.nextID,
-		dt:    b.dt,
-		typ:   hm.NewFnType(types...),
-		arity: len(children),
-		diff:  diff,
-		grads: grads,
+		k:      k,
+		id:     b.nextID,
+		dt:     b.dt,
+		typ:    hm.NewFnType(types...),
+		arity:  len(children),
+		diff:   diff,
+		grads:  grads,
+		symErr: &b.symErr,
 	}
 	n, err := G.ApplyOp(op, children...)
 	if err != nil {

@@ -35,8 +35,16 @@ func (a Array) Len() int {
 	return len(a.F32)
 }
 
-// At returns element i as a float64.
-func (a Array) At(i int) float64 {
+// At returns one element as a float64, whatever the dtype: with one index
+// the flat (row-major) position, with one index per dimension that element
+// (a.At(i, j) of a matrix). Like Param.At it panics, naming the shape and
+// the index, when the index is out of range.
+func (a Array) At(idx ...int) float64 {
+	shape := a.Shape
+	if len(shape) == 0 { // a scalar (the loss)
+		shape = []int{a.Len()}
+	}
+	i := flatIndex("Array", shape, idx)
 	if a.F64 != nil {
 		return a.F64[i]
 	}
@@ -45,9 +53,12 @@ func (a Array) At(i int) float64 {
 
 // Values returns a float64 copy of the elements.
 func (a Array) Values() []float64 {
-	out := make([]float64, a.Len())
-	for i := range out {
-		out[i] = a.At(i)
+	if a.F64 != nil {
+		return append([]float64(nil), a.F64...)
+	}
+	out := make([]float64, len(a.F32))
+	for i, v := range a.F32 {
+		out[i] = float64(v)
 	}
 	return out
 }
@@ -68,6 +79,8 @@ type Program struct {
 	fwd, full           *executor
 	last                *executor        // the executor of the last successful run
 	readable            map[*G.Node]bool // the outputs and the loss
+	opt                 ExecOptions
+	arena               *arena // storage the executors hand out by liveness
 }
 
 // Compile finishes the graph. loss (a scalar, or nil for an inference-only
@@ -104,9 +117,10 @@ func (b *Builder) Compile(loss *Node, outputs ...*Node) (*Program, error) {
 			for i, prm := range p.trainable {
 				wrt[i] = b.pnodes[prm].n
 			}
+			b.symErr = nil
 			grads, err := G.Grad(loss.n, wrt...)
 			if err != nil {
-				return nil, fmt.Errorf("graph: compile: gradients: %w", err)
+				return nil, &gradError{gorgonia: err, cause: b.symErr}
 			}
 			for i, prm := range p.trainable {
 				p.gradNode[prm] = grads[i]
@@ -122,6 +136,25 @@ func (b *Builder) Compile(loss *Node, outputs ...*Node) (*Program, error) {
 		p.fullRoots = append(p.fullRoots, p.gradNode[prm])
 	}
 	return p, nil
+}
+
+// gradError is a failed symbolic differentiation. Gorgonia reports it as a
+// SymDiffError, which keeps the error of the op's gradient function but has
+// no Unwrap; gradError unwraps to both, so errors.Is and errors.As find the
+// SymDiffError and whatever the gradient function returned (an error of
+// Gorgonia's own ops, wrapped with github.com/pkg/errors, included).
+type gradError struct {
+	gorgonia error // from G.Grad
+	cause    error // the gradient function's error, or nil
+}
+
+func (e *gradError) Error() string { return "graph: compile: gradients: " + e.gorgonia.Error() }
+
+func (e *gradError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.gorgonia}
+	}
+	return []error{e.gorgonia, e.cause}
 }
 
 // reachableTrainable lists the trainable parameters loss depends on, in the
@@ -218,7 +251,10 @@ func (p *Program) exec(e **executor, roots []*G.Node) error {
 		return fmt.Errorf("graph: run: %w", err)
 	}
 	if *e == nil {
-		x, err := newExecutor(p.b.g, roots)
+		if p.arena == nil {
+			p.arena = newArena()
+		}
+		x, err := newExecutor(p.b.g, roots, p.opt, p.arena)
 		if err != nil {
 			return err
 		}
@@ -307,9 +343,19 @@ func (p *Program) SetRNGState(s []byte) error {
 	return nil
 }
 
-// Close releases the program's plans; the Program must not be run after.
+// SetExecOptions switches optimisations of the executor off (see
+// ExecOptions); the program is planned again at its next run. Values are the
+// same with any options, up to the rounding of a different order of
+// additions (see "Running" in the package documentation).
+func (p *Program) SetExecOptions(o ExecOptions) {
+	p.opt = o
+	p.fwd, p.full, p.last, p.arena = nil, nil, nil, nil
+}
+
+// Close releases the program's plans and storage; the Program must not be
+// run after.
 func (p *Program) Close() error {
-	p.fwd, p.full, p.last = nil, nil, nil
+	p.fwd, p.full, p.last, p.arena = nil, nil, nil, nil
 	return nil
 }
 

@@ -77,7 +77,12 @@ func (m *GatedMLP) Forward(x *graph.Node) *graph.Node {
 // Params returns gate_proj's, up_proj's, then down_proj's parameters.
 func (m *GatedMLP) Params() []*graph.Param { return Collect(m.GateProj, m.UpProj, m.DownProj) }
 
-// AttentionConfig is the shape of a grouped-query attention block.
+// AttentionConfig is the shape of a grouped-query attention block. Heads,
+// KVHeads and HeadDim have no default: the zero value is no block, and
+// NewGroupedAttention panics on it as graph.NewParam does on a zero size (a
+// programmer error; llama.Config.Validate checks the sizes a checkpoint
+// gives). The other fields' zero values are off: no biases, no q/k norms,
+// plain RoPE with graph.RoPEConfig's defaults.
 type AttentionConfig struct {
 	Heads   int // query heads H
 	KVHeads int // key/value heads KV; must divide Heads

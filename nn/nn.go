@@ -87,7 +87,9 @@ type Linear struct {
 	Bias   *graph.Param // [out], named Name+".bias"; nil for none
 }
 
-// NewLinear returns a zero Linear layer of dtype dt.
+// NewLinear returns a zero Linear layer of dtype dt. Sizes must be
+// positive: a zero or negative one is a programmer error and panics, as
+// graph.NewParam does (model configs check their sizes before this).
 func NewLinear(name string, dt graph.DType, in, out int, bias bool) *Linear {
 	l := &Linear{Name: name, Weight: graph.NewParam(join(name, "weight"), dt, in, out)}
 	if bias {

@@ -5,7 +5,8 @@
 #
 #   scripts/bench-compare.sh [-c "tiny small gpt2-124M"] [-r ROUNDS] [-t THREADS] [-o OUT.jsonl]
 #
-#   -c  configurations (default "tiny small"; gpt2-124M adds minutes a round)
+#   -c  configurations (default "tiny small"; gpt2-124M and the Llama shape
+#       smollm2-135M add minutes a round)
 #   -r  rounds (default 3); the table shows the median of the rounds, and
 #       golora and PyTorch alternate which goes first
 #   -t  threads for both sides (default: the number of CPUs): GOMAXPROCS for
@@ -32,7 +33,7 @@ while getopts "c:r:t:o:h" opt; do
     r) rounds=$OPTARG ;;
     t) threads=$OPTARG ;;
     o) out=$OPTARG ;;
-    *) sed -n '2,24p' "$0"; exit 2 ;;
+    *) sed -n '2,25p' "$0"; exit 2 ;;
   esac
 done
 

@@ -1,12 +1,21 @@
 #!/usr/bin/env python3
 """PyTorch twin of golora's benchmarks (benchmarks/bench_test.go).
 
-The same GPT-2-shaped models, written here in a few lines of plain PyTorch
+The same models: GPT-2 shapes and, for smollm2-135M, a Llama (below). The GPT-2-shaped models are written here in a few lines of plain PyTorch
 (no transformers, no peft): pre-LayerNorm blocks, c_attn [d, 3d] holding
 q | k | v, tanh GELU, an LM head tied to the token embedding, no dropout,
 float32 on the CPU. LoRA (r 8, alpha 16) is ours too: on the q and v blocks
 of every c_attn, y_q += s*(x@A_q)@B_q, y_v += s*(x@A_v)@B_v, s = alpha/r, with
 the base weights frozen.
+
+smollm2-135M is a Llama-family decoder written here too (no transformers):
+RMSNorm (x * rsqrt(mean(x^2) + 1e-5) * w), rotate-half RoPE (theta 100000),
+grouped-query attention (9 query heads reading 3 key/value heads, repeated),
+a SwiGLU MLP down(silu(gate(x)) * up(x)), Linear weights [out, in] without
+biases, an LM head tied to the embedding. Its LoRA (r 8, alpha 16) is on
+every linear layer of the blocks (q, k, v, o, gate, up, down: PEFT's
+all-linear), A [r, in], B [out, r], y += s*(x@A^T)@B^T. Same optimizer
+settings as the GPT twin.
 
 Rows it measures, one per --mode:
 
@@ -47,9 +56,12 @@ CONFIGS = {
     "tiny": (2, 64, 4, 64, 16, 96),
     "small": (4, 128, 4, 128, 16, 96),
     "gpt2-124M": (12, 768, 12, 256, 4, 50257),
+    "smollm2-135M": (30, 576, 9, 256, 4, 49152),
 }
-STEPS = {"tiny": (3, 20), "small": (2, 10), "gpt2-124M": (1, 3)}  # warm-up, timed
-PASSES = {"tiny": (3, 50), "small": (3, 20), "gpt2-124M": (1, 5)}
+# Llama shapes: name -> (key/value heads, FFN width)
+LLAMA = {"smollm2-135M": (3, 1536)}
+STEPS = {"tiny": (3, 20), "small": (2, 10), "gpt2-124M": (1, 3), "smollm2-135M": (1, 3)}  # warm-up, timed
+PASSES = {"tiny": (3, 50), "small": (3, 20), "gpt2-124M": (1, 5), "smollm2-135M": (1, 5)}
 
 
 class CAttn(nn.Module):
@@ -127,10 +139,113 @@ class GPT(nn.Module):
         return F.linear(self.ln_f(x), self.wte)  # tied head: x @ wte^T
 
 
+class LoRALinear(nn.Module):
+    """A Linear without bias, weight [out, in], with optional LoRA: y = x@W^T + s*(x@A^T)@B^T."""
+
+    def __init__(self, i, o, r=0, alpha=0.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(o, i) * 0.02)
+        self.r = r
+        if r:
+            self.scale = alpha / r
+            self.a_w = nn.Parameter(torch.randn(r, i) / math.sqrt(i))
+            self.b_w = nn.Parameter(torch.zeros(o, r))
+
+    def forward(self, x):
+        y = F.linear(x, self.weight)
+        if self.r:
+            y = y + self.scale * F.linear(F.linear(x, self.a_w), self.b_w)
+        return y
+
+    @torch.no_grad()
+    def randomize(self):
+        if self.r:
+            self.b_w.normal_(0, 0.02)
+
+    @torch.no_grad()
+    def merge(self):
+        """W += s*B@A; drops the LoRA path."""
+        if self.r:
+            self.weight += self.scale * (self.b_w @ self.a_w)
+            self.r = 0
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, d, eps=1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.eps = eps
+
+    def forward(self, x):
+        return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
+
+
+class LlamaBlock(nn.Module):
+    def __init__(self, d, heads, kv, ffn, r, alpha):
+        super().__init__()
+        self.heads, self.kv, self.hd = heads, kv, d // heads
+        lin = lambda i, o: LoRALinear(i, o, r, alpha)
+        self.input_layernorm = RMSNorm(d)
+        self.q_proj, self.k_proj = lin(d, heads * self.hd), lin(d, kv * self.hd)
+        self.v_proj, self.o_proj = lin(d, kv * self.hd), lin(heads * self.hd, d)
+        self.post_attention_layernorm = RMSNorm(d)
+        self.gate_proj, self.up_proj, self.down_proj = lin(d, ffn), lin(d, ffn), lin(ffn, d)
+
+    def attn(self, x, batch, cos, sin):
+        n = x.shape[0]
+        t, h, kv, hd = n // batch, self.heads, self.kv, self.hd
+        q = self.q_proj(x).view(batch, t, h, hd).transpose(1, 2)  # [B, h, T, hd]
+        k = self.k_proj(x).view(batch, t, kv, hd).transpose(1, 2)  # [B, kv, T, hd]
+        v = self.v_proj(x).view(batch, t, kv, hd).transpose(1, 2)
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        k = k.repeat_interleave(h // kv, dim=1)  # query head j reads kv head j // (h/kv)
+        v = v.repeat_interleave(h // kv, dim=1)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
+        mask = torch.ones(t, t, dtype=torch.bool).triu(1)
+        att = F.softmax(att.masked_fill(mask, float("-inf")), dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(n, h * hd)
+        return self.o_proj(y)
+
+    def forward(self, x, batch, cos, sin):
+        x = x + self.attn(self.input_layernorm(x), batch, cos, sin)
+        h = self.post_attention_layernorm(x)
+        return x + self.down_proj(F.silu(self.gate_proj(h)) * self.up_proj(h))
+
+
+def rotate(x, cos, sin):
+    """Rotate-half RoPE on x [..., T, hd] with cos, sin [T, hd/2]."""
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+
+class Llama(nn.Module):
+    def __init__(self, layers, d, heads, kv, ffn, vocab, theta=100000.0, r=0, alpha=0.0):
+        super().__init__()
+        self.embed_tokens = nn.Parameter(torch.randn(vocab, d) * 0.02)
+        self.layers = nn.ModuleList(LlamaBlock(d, heads, kv, ffn, r, alpha) for _ in range(layers))
+        self.norm = RMSNorm(d)
+        hd = d // heads
+        self.inv_freq = theta ** (-torch.arange(0, hd, 2, dtype=torch.float64) / hd)
+
+    def forward(self, ids):  # ids [B, T] -> logits [B*T, V]
+        b, t = ids.shape
+        ang = torch.arange(t, dtype=torch.float64)[:, None] * self.inv_freq[None, :]
+        cos, sin = ang.cos().float(), ang.sin().float()
+        x = self.embed_tokens[ids].reshape(b * t, -1)
+        for blk in self.layers:
+            x = blk(x, b, cos, sin)
+        return F.linear(self.norm(x), self.embed_tokens)  # tied head
+
+
 def build(name, lora):
     layers, d, heads, ctx, _, vocab = CONFIGS[name]
     torch.manual_seed(1)
-    return GPT(layers, d, heads, ctx, vocab, r=8 if lora else 0, alpha=16.0 if lora else 0.0)
+    r, alpha = (8, 16.0) if lora else (0, 0.0)
+    if name in LLAMA:
+        kv, ffn = LLAMA[name]
+        return Llama(layers, d, heads, kv, ffn, vocab, r=r, alpha=alpha)
+    return GPT(layers, d, heads, ctx, vocab, r=r, alpha=alpha)
 
 
 def peak_rss_mib():
@@ -142,7 +257,7 @@ def train(name, lora, warmup, steps):
     model = build(name, lora)
     if lora:
         for n, p in model.named_parameters():
-            p.requires_grad = ".a_" in n or ".b_" in n
+            p.requires_grad = ".a_" in n or ".b_" in n  # GPT's a_q, b_v, …; Llama's a_w, b_w
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.01},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
@@ -188,6 +303,15 @@ def prepare(name, mode):
     """The model of an inference row: no adapter, an adapter with random B,
     or that adapter merged into W."""
     model = build(name, mode != "base").eval()
+    if name in LLAMA:
+        lins = [m for m in model.modules() if isinstance(m, LoRALinear)]
+        if mode != "base":
+            for m in lins:  # B starts at zero: give the adapter an effect
+                m.randomize()
+        if mode == "merged":
+            for m in lins:
+                m.merge()
+        return model
     if mode != "base":
         for blk in model.h:  # B starts at zero: give the adapter an effect
             blk.c_attn.b_q.normal_(0, 0.02)

@@ -7,8 +7,14 @@ import (
 )
 
 // Config holds every setting of a training run. Start from DefaultConfig (or
-// PaperE2EConfig) and change fields; New checks them with Validate. The whole
-// struct except Metrics and Observer is stored in each checkpoint.
+// PaperE2EConfig) and change fields, or from the zero Config: New fills each
+// field whose zero value would be invalid with its default (WithDefaults),
+// so trainers.New(m, Config{Steps: 100}) trains 100 steps of batch 8 at
+// lr 2e-4. A field whose zero value means something keeps it: the zero
+// Config is DefaultConfig without weight decay and without gradient
+// clipping (WeightDecay and MaxGradNorm 0 are off). New checks the result
+// with Validate. The whole struct except Metrics and Observer is stored in
+// each checkpoint.
 type Config struct {
 	// Seed seeds the data order and the dropout masks (default 1). Two runs
 	// with the same seed, data and model are identical.
@@ -116,6 +122,44 @@ type Config struct {
 	Metrics io.Writer `json:"-"`
 	// Observer receives every step, validation and checkpoint as it happens.
 	Observer Observer `json:"-"`
+}
+
+// WithDefaults returns c with each field whose zero value is invalid or
+// does nothing set to DefaultConfig's value: Batch, Context, Accumulate,
+// Epochs (when Steps is 0 too), LR, Schedule, Beta1 and Beta2 (when both
+// are 0), Eps and LogEvery. Every other field is left as it is: its zero
+// value is meaningful (Seed 0 is a seed, WeightDecay 0 no decay,
+// MaxGradNorm 0 no clipping, Warmup 0 no warm-up). New calls it.
+func (c Config) WithDefaults() Config {
+	d := DefaultConfig()
+	if c.Batch == 0 {
+		c.Batch = d.Batch
+	}
+	if c.Context == 0 {
+		c.Context = d.Context
+	}
+	if c.Accumulate == 0 {
+		c.Accumulate = d.Accumulate
+	}
+	if c.Steps == 0 && c.Epochs == 0 {
+		c.Epochs = d.Epochs
+	}
+	if c.LR == 0 {
+		c.LR = d.LR
+	}
+	if c.Schedule == "" {
+		c.Schedule = d.Schedule
+	}
+	if c.Beta1 == 0 && c.Beta2 == 0 {
+		c.Beta1, c.Beta2 = d.Beta1, d.Beta2
+	}
+	if c.Eps == 0 {
+		c.Eps = d.Eps
+	}
+	if c.LogEvery == 0 {
+		c.LogEvery = d.LogEvery
+	}
+	return c
 }
 
 // DefaultConfig returns the defaults documented on each Config field.

@@ -86,21 +86,43 @@ func NewTextDataset(tokens []int, ctx int) (*TextDataset, error) {
 	return &TextDataset{tokens: tokens, ctx: ctx}, nil
 }
 
-// LoadText reads a UTF-8 text file, encodes it whole with encode and returns
-// its windows of ctx+1 tokens.
-func LoadText(path string, encode func(string) []int, ctx int) (*TextDataset, error) {
-	if encode == nil {
-		return nil, errors.New("trainers: LoadText: nil encode function")
+// LoadText reads a UTF-8 text file, encodes it whole with tok and returns
+// its windows of ctx+1 tokens. Its arguments follow LoadCompletions': the
+// file, the tokenizer, then the option (here the context length). A
+// tokenizer whose codec can fail (gpt.CheckedEncoder) has its error
+// returned, naming the file.
+func LoadText(path string, tok Encoder, ctx int) (*TextDataset, error) {
+	if tok == nil {
+		return nil, fmt.Errorf("trainers: load text %s: nil tokenizer", path)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("trainers: load text: %w", err)
 	}
-	d, err := NewTextDataset(encode(string(b)), ctx)
+	ids, err := encodeText(tok, string(b))
+	if err != nil {
+		return nil, fmt.Errorf("trainers: load text %s: %w", path, err)
+	}
+	d, err := NewTextDataset(ids, ctx)
 	if err != nil {
 		return nil, fmt.Errorf("trainers: load text %s: %w", path, err)
 	}
 	return d, nil
+}
+
+// checkedEncoder is gpt.CheckedEncoder's method: a tokenizer whose codec can
+// fail reports the error here.
+type checkedEncoder interface {
+	EncodeChecked(text string) ([]int, error)
+}
+
+// encodeText encodes text with tok, returning the codec's error when tok
+// can report one.
+func encodeText(tok Encoder, text string) ([]int, error) {
+	if c, ok := tok.(checkedEncoder); ok {
+		return c.EncodeChecked(text)
+	}
+	return tok.Encode(text), nil
 }
 
 // Context is the window length minus one: the model's input length.
@@ -138,7 +160,10 @@ func ParseCompletions(r io.Reader, name string, tok Encoder, sep string) (*Examp
 	}
 	var sepIDs []int
 	if sep != "" {
-		sepIDs = tok.Encode(sep)
+		var err error
+		if sepIDs, err = encodeText(tok, sep); err != nil {
+			return nil, fmt.Errorf("trainers: parse %s: separator: %w", name, err)
+		}
 	}
 	set := &ExampleSet{Name: name}
 	sc := bufio.NewScanner(r)
@@ -157,11 +182,19 @@ func ParseCompletions(r io.Reader, name string, tok Encoder, sep string) (*Examp
 		case strings.TrimSpace(completion) == "":
 			return nil, fmt.Errorf("trainers: %s line %d: empty completion", name, line)
 		}
+		ctxIDs, err := encodeText(tok, ctxText)
+		if err != nil {
+			return nil, fmt.Errorf("trainers: %s line %d: context: %w", name, line, err)
+		}
+		compIDs, err := encodeText(tok, completion)
+		if err != nil {
+			return nil, fmt.Errorf("trainers: %s line %d: completion: %w", name, line, err)
+		}
 		// A fresh slice: the tokenizer may own what Encode returns.
-		toks := append([]int(nil), tok.Encode(ctxText)...)
+		toks := append([]int(nil), ctxIDs...)
 		toks = append(toks, sepIDs...)
 		promptLen := len(toks)
-		toks = append(toks, tok.Encode(completion)...)
+		toks = append(toks, compIDs...)
 		toks = append(toks, tok.EOT())
 		set.Examples = append(set.Examples, Example{Tokens: toks, PromptLen: promptLen})
 	}

@@ -1,6 +1,7 @@
 package trainers
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -138,7 +139,7 @@ func TestTextDataset(t *testing.T) {
 	if err := os.WriteFile(path, []byte("hello world"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	td, err := LoadText(path, byteTokenizer{}.Encode, 4)
+	td, err := LoadText(path, byteTokenizer{}, 4)
 	if err != nil || td.Len() != 2 || td.Example(1).Tokens[0] != int('o')+1 {
 		t.Fatalf("LoadText: %v, %+v", err, td)
 	}
@@ -240,5 +241,36 @@ func TestPermuteIsUniform(t *testing.T) {
 				t.Fatalf("value %d at position %d %d times of 20000", v, pos, c)
 			}
 		}
+	}
+}
+
+// failingTok is an Encoder whose codec fails (a gpt.CheckedEncoder).
+type failingTok struct{ byteTokenizer }
+
+var errCodec = errors.New("codec failed")
+
+func (failingTok) EncodeChecked(string) ([]int, error) { return nil, errCodec }
+
+// TestCodecErrorsReachTheCaller: LoadText and LoadCompletions return a
+// codec error, naming the file (and line), instead of encoding something
+// else.
+func TestCodecErrorsReachTheCaller(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "t.txt")
+	e2e := filepath.Join(dir, "e2e.txt")
+	if err := os.WriteFile(text, []byte("hello world"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e2e, []byte("name=x||X is a place.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadText(text, failingTok{}, 4); !errors.Is(err, errCodec) || !strings.Contains(err.Error(), text) {
+		t.Fatalf("LoadText with a failing codec: %v", err)
+	}
+	if _, err := LoadCompletions(e2e, failingTok{}, ""); !errors.Is(err, errCodec) || !strings.Contains(err.Error(), "line 1") {
+		t.Fatalf("LoadCompletions with a failing codec: %v", err)
+	}
+	if _, err := LoadText(text, nil, 4); err == nil {
+		t.Fatal("LoadText with a nil tokenizer returned no error")
 	}
 }

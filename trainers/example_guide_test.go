@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/golora/golora/graph"
+	"github.com/golora/golora/models/gpt"
 	"github.com/golora/golora/trainers"
 )
 
@@ -24,7 +25,8 @@ func newGuideTable(vocab int) *guideTable {
 
 func (m *guideTable) Params() []*graph.Param { return []*graph.Param{m.t} }
 func (m *guideTable) VocabSize() int         { return m.t.Shape()[0] }
-func (m *guideTable) Logits(b *graph.Builder, ids *graph.Node, batch, ctx int) *graph.Node {
+func (m *guideTable) Logits(ids *graph.Node, batch, ctx int) *graph.Node {
+	b := ids.Builder()
 	return graph.Embedding(b.Param(m.t), ids) // [batch·ctx] → [batch·ctx, V]
 }
 
@@ -214,7 +216,11 @@ func ExampleLoadText() {
 	if err := os.WriteFile(path, []byte("package main\n\nfunc main() {}\n"), 0o644); err != nil {
 		log.Fatal(err)
 	}
-	ds, err := trainers.LoadText(path, guideBytes, 8) // 29 bytes: ⌊28/8⌋ windows
+	tok, err := gpt.NewTokenizer("bytes")
+	if err != nil {
+		log.Fatal(err)
+	}
+	ds, err := trainers.LoadText(path, tok, 8) // 29 bytes: ⌊28/8⌋ windows
 	if err != nil {
 		log.Fatal(err)
 	}

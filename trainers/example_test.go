@@ -32,7 +32,8 @@ func newBigram(vocab, dim int, seed uint64) *bigram {
 
 func (m *bigram) Params() []*graph.Param { return []*graph.Param{m.emb, m.w, m.b} }
 func (m *bigram) VocabSize() int         { return m.vocab }
-func (m *bigram) Logits(b *graph.Builder, ids *graph.Node, batch, ctx int) *graph.Node {
+func (m *bigram) Logits(ids *graph.Node, batch, ctx int) *graph.Node {
+	b := ids.Builder()
 	return graph.Linear(graph.Embedding(b.Param(m.emb), ids), b.Param(m.w), b.Param(m.b))
 }
 

@@ -46,7 +46,8 @@ func (m *tinyLM) Params() []*graph.Param {
 
 func (m *tinyLM) VocabSize() int { return m.vocab }
 
-func (m *tinyLM) Logits(b *graph.Builder, ids *graph.Node, batch, ctx int) *graph.Node {
+func (m *tinyLM) Logits(ids *graph.Node, batch, ctx int) *graph.Node {
+	b := ids.Builder()
 	h := graph.Embedding(b.Param(m.emb), ids) // [N, d]
 	h = graph.Dropout(h, m.dropout)
 	logits := graph.Linear(h, b.Param(m.w), b.Param(m.b)) // [N, d]·[d, V] + [V] → [N, V]

@@ -16,13 +16,16 @@ type LanguageModel interface {
 	// an IntInput [batch*ctx], row-major by sequence) and returns the logits
 	// [batch*ctx, vocab]. Position t of a sequence may only look at positions
 	// ≤ t (a causal model): padding is appended on the right.
-	Logits(b *graph.Builder, ids *graph.Node, batch, ctx int) *graph.Node
+	Logits(ids *graph.Node, batch, ctx int) *graph.Node
 	// VocabSize is the number of logits per position.
 	VocabSize() int
 }
 
 // Encoder turns text into token ids (a gpt.Tokenizer is one). EOT is the end-of-text id appended
-// after each completion (GPT-2: 50256).
+// after each completion (GPT-2: 50256). An Encoder that also has
+// EncodeChecked(text) ([]int, error) (gpt.CheckedEncoder) is encoded through
+// it, so a codec error is returned by LoadText and ParseCompletions rather
+// than lost.
 type Encoder interface {
 	Encode(text string) []int
 	EOT() int

@@ -52,11 +52,13 @@ type compiled struct {
 
 // New checks cfg and the model's parameters (non-nil, unique names, one
 // dtype) and returns a trainer for the parameters that are Trainable now.
-// Compilation happens on first use.
+// Compilation happens on first use. Zero fields of cfg take their defaults
+// first (Config.WithDefaults).
 func New(model LanguageModel, cfg Config) (*Trainer, error) {
 	if model == nil {
 		return nil, errors.New("trainers: nil model")
 	}
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -205,7 +207,7 @@ func (t *Trainer) program(s shape, train bool) (*compiled, error) {
 		targets: b.IntInput("targets", n),
 		mask:    b.Input("mask", n),
 	}
-	logits := t.model.Logits(b, c.ids, s.rows, s.T)
+	logits := t.model.Logits(c.ids, s.rows, s.T)
 	if logits == nil {
 		return nil, errors.New("trainers: model returned nil logits")
 	}

@@ -240,9 +240,6 @@ func TestTrainingReducesValidationLoss(t *testing.T) {
 			if !(res.Valid.Loss < 0.8*start.Loss) {
 				t.Fatalf("validation loss %v → %v: did not decrease by 20%%", start.Loss, res.Valid.Loss)
 			}
-			if math.Abs(res.Valid.Perplexity-math.Exp(res.Valid.Loss)) > 1e-12*res.Valid.Perplexity {
-				t.Fatalf("perplexity %v, exp(loss) %v", res.Valid.Perplexity, math.Exp(res.Valid.Loss))
-			}
 		})
 	}
 }

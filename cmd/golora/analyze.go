@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/golora/golora/graph"
 	"github.com/golora/golora/models/gpt"
+	"github.com/golora/golora/models/llama"
 	"github.com/golora/golora/nn"
 	"github.com/golora/golora/nn/lora"
 	"github.com/golora/golora/safetensors"
@@ -91,7 +93,7 @@ func runAnalyze(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	lm, err := lora.NewModel(host)
+	lm, err := lora.NewModel(hostOf(host))
 	if err != nil {
 		return err
 	}
@@ -122,54 +124,73 @@ func runAnalyze(c *cli, args []string) error {
 // adapter's base_model_name_or_path when it is a model folder, or a stand-in
 // of the right shape built from the adapter's tensors (zero weights). The
 // second result names the base folder used ("" for a stand-in).
-func analysisHost(base, adapterDir string) (*gpt.Model, string, error) {
+func analysisHost(base, adapterDir string) (baseModel, string, error) {
 	if base != "" {
-		m, _, err := loadBase("base", base)
-		return m, base, err
+		m, err := openModel("base", base)
+		if err != nil {
+			return nil, base, err
+		}
+		return m, base, nil
 	}
 	if b, err := os.ReadFile(filepath.Join(adapterDir, lora.ConfigFile)); err == nil {
 		var cfg struct {
 			Base string `json:"base_model_name_or_path"`
 		}
 		if json.Unmarshal(b, &cfg) == nil && cfg.Base != "" {
-			if st, err := os.Stat(filepath.Join(cfg.Base, gpt.WeightsFile)); err == nil && !st.IsDir() {
-				if m, err := gpt.Load(cfg.Base, graph.Float32); err == nil {
-					return m, cfg.Base, nil
-				}
+			if m, err := openModel("base", cfg.Base); err == nil {
+				return m, cfg.Base, nil
 			}
 		}
 	}
-	cfg, err := standInConfig(filepath.Join(adapterDir, lora.WeightsFile))
+	m, err := standIn(filepath.Join(adapterDir, lora.WeightsFile))
 	if err != nil {
 		return nil, "", fmt.Errorf("--adapter %s: %w (give --base MODEL_DIR)", adapterDir, err)
 	}
-	m, err := gpt.New(cfg, graph.Float32)
-	return m, "", err
+	return m, "", nil
 }
 
-var layerIndexRE = regexp.MustCompile(`\.h\.(\d+)\.`)
+var layerIndexRE = regexp.MustCompile(`\.(?:h|layers)\.(\d+)\.`)
 
-// standInConfig infers the number of layers, the width and (for embedding
-// adapters) the vocabulary of the model an adapter file was trained on from
-// its tensor shapes.
-func standInConfig(path string) (gpt.Config, error) {
+// standIn builds a model (zero weights) of the shape the adapter file at
+// path was trained on, as far as its tensor shapes tell: the number of
+// layers, the width and (for embedding adapters) the vocabulary; for a
+// Llama-family adapter (PEFT keys "….model.layers.{i}.…") also the
+// widths of the projections it adapts.
+func standIn(path string) (baseModel, error) {
 	sf, err := safetensors.ReadFile(path)
 	if err != nil {
-		return gpt.Config{}, err
+		return nil, err
 	}
 	layers, d, vocab := 0, 0, 0
+	isLlama := false
+	width := map[string]int{} // Llama projection → its output width
 	for _, n := range sf.Names() {
 		t, _ := sf.Tensor(n)
 		if m := layerIndexRE.FindStringSubmatch(n); m != nil {
 			i, _ := strconv.Atoi(m[1])
 			layers = max(layers, i+1)
 		}
+		if strings.Contains(n, ".model.layers.") || strings.Contains(n, "model.embed_tokens") {
+			isLlama = true
+		}
+		proj := ""
+		for _, p := range []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"} {
+			if strings.Contains(n, "."+p+".") {
+				proj = p
+			}
+		}
 		switch {
 		case len(t.Shape) != 2:
 		case strings.HasSuffix(n, ".mlp.c_proj.lora_A.weight"):
 			d = t.Shape[1] / 4 // [r, 4d]
+		case proj == "down_proj" && strings.HasSuffix(n, ".lora_A.weight"):
+			width["gate_proj"] = t.Shape[1] // [r, FFN]
+		case proj == "o_proj" && strings.HasSuffix(n, ".lora_A.weight"):
+			width["q_proj"] = t.Shape[1] // [r, heads·hd]
 		case strings.HasSuffix(n, ".lora_A.weight"):
 			d = t.Shape[1] // [r, d]
+		case proj != "" && strings.HasSuffix(n, ".lora_B.weight"):
+			width[proj] = t.Shape[0] // [out, r]
 		case strings.HasSuffix(n, ".lora_embedding_A"):
 			vocab = t.Shape[1] // [r, V]
 		case strings.HasSuffix(n, ".lora_embedding_B"):
@@ -177,10 +198,25 @@ func standInConfig(path string) (gpt.Config, error) {
 		}
 	}
 	if d == 0 {
-		return gpt.Config{}, errors.New("cannot tell the model's width from the adapter's tensors")
+		return nil, errors.New("cannot tell the model's width from the adapter's tensors")
 	}
-	return gpt.Config{NLayer: max(layers, 1), NHead: 1, NEmbd: d, BlockSize: 1,
-		VocabSize: max(vocab, gpt.ByteTokenizer().VocabSize()), LayerNormEps: 1e-5, Tokenizer: "bytes"}, nil
+	if !isLlama {
+		cfg := gpt.Config{NLayer: max(layers, 1), NHead: 1, NEmbd: d, BlockSize: 1,
+			VocabSize: max(vocab, gpt.ByteTokenizer().VocabSize()), LayerNormEps: 1e-5, Tokenizer: "bytes"}
+		return gpt.New(cfg, graph.Float32)
+	}
+	// One query head per key/value head ratio: q's width over k's (or
+	// v's); key/value heads of the width k (or v) has.
+	q := cmp.Or(width["q_proj"], width["o_proj"], d)
+	kv := cmp.Or(width["k_proj"], width["v_proj"], q)
+	if kv == 0 || q%kv != 0 || kv%2 != 0 {
+		kv = q
+	}
+	cfg := llama.Config{Arch: llama.ArchLlama, NumLayers: max(layers, 1), Hidden: d,
+		Intermediate: cmp.Or(width["gate_proj"], width["up_proj"], d), Heads: q / kv, KVHeads: 1, HeadDim: kv,
+		VocabSize: max(vocab, 1), MaxPositions: 1, RMSNormEps: 1e-5, RoPE: graph.RoPEConfig{Theta: 10000},
+		TieEmbeddings: true, BOS: -1, Tokenizer: llama.TokenizerNone}
+	return llama.New(cfg, graph.Float32)
 }
 
 // analyzeAdapter computes the spectra (and amplification, with a real base)
@@ -195,7 +231,7 @@ func analyzeAdapter(lm *lora.Model, name, dir string, withBase bool) (adapterRep
 	if err != nil {
 		return rep, err
 	}
-	host := lm.Host().(*gpt.Model)
+	host, _ := lm.Host().(baseModel)
 	for _, path := range paths {
 		ad, err := lm.Adapter(path, name)
 		if err != nil {
@@ -248,7 +284,7 @@ func sliceDelta(scale float64, s lora.Slice) (*mat.Dense, error) {
 }
 
 // baseWeight returns the frozen weight of the layer at path as a matrix.
-func baseWeight(m *gpt.Model, path string) (*mat.Dense, error) {
+func baseWeight(m baseModel, path string) (*mat.Dense, error) {
 	l, err := m.BaseLayer(path)
 	if err != nil {
 		return nil, err

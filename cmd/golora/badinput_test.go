@@ -51,7 +51,7 @@ func badInputs() []badInput {
 	resume := "finetune --base base --data prose.txt --context 16 --quiet --out o --resume ck.safetensors "
 	return []badInput{
 		// The command line.
-		{"command line", "no command", "", 2, []string{"LoRA for GPT-2 models"}, nil},
+		{"command line", "no command", "", 2, []string{"LoRA for GPT-2 and Llama-family models"}, nil},
 		{"command line", "unknown command", "frobnicate", 2, []string{`unknown command "frobnicate"`}, nil},
 		{"command line", "a flag instead of a command", "--verbose", 2, []string{`unknown command "--verbose"`}, nil},
 		{"command line", "unknown flag", ft("--rnak 4"), 2, []string{"-rnak", "see golora finetune --help"}, nil},
@@ -144,6 +144,12 @@ func badInputs() []badInput {
 
 		// Model shapes.
 		{"model shape", "unknown --preset", pt("--preset huge"), 2, []string{`--preset "huge"`}, nil},
+		{"model shape", "unknown --arch", pt("--arch gpt3"), 2, []string{`--arch "gpt3": want one of gpt2, llama, mistral, qwen2, qwen3`}, nil},
+		{"model shape", "a GPT-2 preset with --arch llama", pt("--arch llama --preset mini"), 2, []string{`--preset "mini": with --arch llama want nano or micro`}, nil},
+		{"model shape", "the benchmark-only Llama preset", pt("--preset smollm2-135M"), 2, []string{"without a tokenizer to read --data"}, nil},
+		{"model shape", "--dropout on a Llama", pt("--arch qwen3 --dropout 0.1"), 2, []string{"Llama-family models have no dropout"}, nil},
+		{"model shape", "Llama: --heads not dividing --embd", pt("--arch llama --heads 3"), 2, []string{"--embd 16 is not divisible by --heads 3"}, nil},
+		{"model shape", "Llama: an odd head width", pt("--arch llama --heads 16"), 2, []string{"--embd 16 / --heads 16 = 1: rotary embeddings need an even head width"}, nil},
 		{"model shape", "--layers -1", pt("--layers -1"), 2, []string{"--layers -1"}, nil},
 		{"model shape", "--heads that do not divide --embd", pt("--heads 3"), 2, []string{"--embd 16 is not divisible by --heads 3"}, nil},
 		{"model shape", "--heads that do not divide the preset's width", "pretrain --data code.txt --out o --heads 5 --quiet", 2, []string{"--embd 48 (preset nano's) is not divisible by --heads 5"}, nil},
@@ -174,11 +180,16 @@ func badInputs() []badInput {
 		{"folders", "a file as --base", "finetune --base prose.txt --data prose.txt --out o", 1, []string{"--base prose.txt: not a folder"}, nil},
 		{"folders", "an empty folder as --base", "finetune --base somedir --data prose.txt --out o", 1, []string{"no config.json in the folder"}, nil},
 		{"folders", "an adapter as --base", "finetune --base adapter --data prose.txt --out o", 1, []string{"--base adapter: no config.json"}, nil},
-		{"folders", "config.json is not JSON", "eval --base bad-notjson --data prose.txt", 1, []string{"bad-notjson/config.json", "not a GPT-2 config"}, nil},
+		{"folders", "config.json is not JSON", "eval --base bad-notjson --data prose.txt", 1, []string{"bad-notjson/config.json", "not a model config"}, nil},
 		{"folders", "config.json: n_head 0", "eval --base bad-nhead0 --data prose.txt", 1, []string{"n_head 0: want > 0"}, nil},
 		{"folders", "config.json: n_head does not divide n_embd", "eval --base bad-nhead3 --data prose.txt", 1, []string{"n_embd 16 is not divisible by n_head 3"}, nil},
 		{"folders", "config.json: no n_embd", "eval --base bad-noembd --data prose.txt", 1, []string{"no n_embd"}, nil},
-		{"folders", "config.json: model_type llama", "eval --base bad-llama --data prose.txt", 1, []string{`model_type "llama", want "gpt2"`}, nil},
+		{"folders", "config.json: model_type llama on GPT-2 keys", "eval --base bad-llama --data prose.txt", 1, []string{"bad-llama/config.json", "num_hidden_layers"}, nil},
+		{"folders", "config.json: an unknown model_type", "eval --base bad-falcon --data prose.txt", 1, []string{`model_type "falcon": golora reads gpt2, llama, mistral, qwen2, qwen3`}, nil},
+		{"folders", "Llama config.json: rope_scaling yarn", "eval --base bad-yarn --data prose.txt", 1, []string{"rope_scaling", `"yarn" is not supported`}, nil},
+		{"folders", "Mistral: --context beyond sliding_window", "eval --base bad-window --data prose.txt --context 16", 2, []string{"--context 16: want 0 … 8", "sliding_window 8"}, nil},
+		{"folders", "Llama model.safetensors: a tensor missing", "eval --base bad-lmissing --data prose.txt", 1, []string{`missing tensor "model.layers.1.input_layernorm.weight"`}, nil},
+		{"folders", "Llama model.safetensors: a misshapen tensor", "eval --base bad-lshape --data prose.txt", 1, []string{`tensor "model.layers.0.mlp.down_proj.weight": shape [16 40], want [16 48]`}, nil},
 		{"folders", "config.json: a billion layers", "eval --base bad-hugelayers --data prose.txt", 1, []string{"n_layer 1000000000", "the config does not match the weights"}, nil},
 		{"folders", "config.json: a vocabulary of 10¹²", "eval --base bad-hugevocab --data prose.txt", 1, []string{"vocab_size 1000000000000", "does not match the weights"}, nil},
 		{"folders", "config.json of 1 MiB", "eval --base hugecfg --data prose.txt", 1, []string{"more than a config can need"}, nil},
@@ -247,6 +258,9 @@ func badInputs() []badInput {
 		// eval.
 		{"eval", "--batch 0", "eval --base base --data prose.txt --batch 0", 2, []string{"--batch 0"}, nil},
 		{"eval", "--batch beyond memory", "eval --base base --data prose.txt --batch 10000000000", 2, []string{"--batch 10000000000 × --context 32", "needs about"}, nil},
+		{"eval", "--batch beyond memory on a Llama", "eval --base lbase --data prose.txt --batch 10000000000", 2, []string{"a Llama model of 1 layers × width 16", "--batch 10000000000 × --context 32", "needs about"}, nil},
+		{"LoRA flags", "Llama: --batch beyond memory", "finetune --base lbase --data prose.txt --out o --quiet --batch 100000000 --context 16", 2, []string{"training a Llama model", "needs about", "lower --batch or --context"}, nil},
+		{"model shape", "Llama: --embd beyond memory", pt("--arch llama --embd 400000 --heads 2"), 2, []string{"a Llama model of 1 layers × width 400000", "needs about"}, nil},
 		{"eval", "--context beyond the model", "eval --base base --data prose.txt --context 100000", 2, []string{"--context 100000"}, nil},
 		{"eval", "unknown --split", "eval --base base --data prose.txt --split test", 2, []string{`--split "test"`}, nil},
 		{"eval", "--split valid with --valid-fraction 0", "eval --base base --data prose.txt --split valid --valid-fraction 0", 2, []string{"--valid-fraction 0: want in (0, 1)"}, nil},
@@ -398,6 +412,25 @@ func badInputFixtures(t *testing.T, f *fixture) string {
 	model("bad-nhead3", set("n_head", 3), same)
 	model("bad-noembd", func(c map[string]any) { delete(c, "n_embd") }, same)
 	model("bad-llama", set("model_type", "llama"), same)
+	// Llama-family folders with one thing wrong.
+	run("pretrain", "--arch", "llama", "--layers", "1", "--embd", "16", "--heads", "2", "--block-size", "32", "--data", p("code.txt"), "--out", p("lbase"), "--steps", "1", "--context", "16", "--quiet")
+	llamaModel := func(name string, edit func(c map[string]any)) {
+		cfg, _ := os.ReadFile(p("lbase/config.json"))
+		var c map[string]any
+		if err := json.Unmarshal(cfg, &c); err != nil {
+			t.Fatal(err)
+		}
+		edit(c)
+		js, _ := json.Marshal(c)
+		write(filepath.Join(name, "config.json"), js)
+		b, _ := os.ReadFile(p("lbase/model.safetensors"))
+		write(filepath.Join(name, "model.safetensors"), b)
+	}
+	llamaModel("bad-falcon", set("model_type", "falcon"))
+	llamaModel("bad-yarn", set("rope_scaling", map[string]any{"rope_type": "yarn", "factor": 4.0}))
+	llamaModel("bad-window", func(c map[string]any) { c["model_type"], c["sliding_window"] = "mistral", 8 })
+	llamaModel("bad-lmissing", set("num_hidden_layers", 2))
+	llamaModel("bad-lshape", set("intermediate_size", 48))
 	model("bad-hugelayers", set("n_layer", 1000000000), same)
 	model("bad-hugevocab", set("vocab_size", 1000000000000), same)
 	model("bad-notjson", nil, same)

@@ -283,7 +283,7 @@ func runChat(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	bs := m.Config().BlockSize
+	bs := m.ContextSize()
 	if maxNew == 0 {
 		maxNew = min(256, max(1, bs/2))
 	}

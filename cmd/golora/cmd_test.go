@@ -85,8 +85,9 @@ func TestEvalJSONIsTheLoss(t *testing.T) {
 		if math.Abs(got.Loss-want) > 1e-5*want || got.Tokens != float64(n) || got.Format != "text" {
 			t.Errorf("adapter %q: eval --json gave loss %v over %v tokens (%s), want %v over %d (text)", adapter, got.Loss, got.Tokens, got.Format, want, n)
 		}
-		if math.Abs(got.Perplexity-math.Exp(got.Loss)) > 1e-9*got.Perplexity {
-			t.Errorf("perplexity %v, want exp(loss) = %v", got.Perplexity, math.Exp(got.Loss))
+		// Perplexity against the loss computed here, not the command's own.
+		if wantPPL := math.Exp(want); math.Abs(got.Perplexity-wantPPL) > 1e-4*wantPPL {
+			t.Errorf("perplexity %v, want exp(%v) = %v from the loss computed here", got.Perplexity, want, wantPPL)
 		}
 	}
 }

@@ -21,18 +21,15 @@ import (
 	"github.com/golora/golora/trainers"
 )
 
-// loadBase reads the model folder given to --base (or flagName) and its
-// tokenizer.
-func loadBase(flagName, dir string) (*gpt.Model, gpt.Tokenizer, error) {
+// loadBase reads the model folder given to --base (or flagName), of any
+// architecture golora implements (model.go), and its tokenizer.
+func loadBase(flagName, dir string) (*loadedModel, gpt.Tokenizer, error) {
 	if err := need(flagName, dir); err != nil {
 		return nil, nil, err
 	}
-	if err := checkInputDir(flagName, dir, gpt.ConfigFile, gpt.WeightsFile); err != nil {
-		return nil, nil, err
-	}
-	m, err := gpt.Load(dir, graph.Float32)
+	m, err := openModel(flagName, dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--%s %s: %w", flagName, dir, err)
+		return nil, nil, err
 	}
 	tok, err := m.Tokenizer()
 	if err != nil {
@@ -42,14 +39,14 @@ func loadBase(flagName, dir string) (*gpt.Model, gpt.Tokenizer, error) {
 }
 
 // loadAdapter loads the adapter folder dir onto m (nothing when dir is "").
-func loadAdapter(m *gpt.Model, dir string) (*lora.Model, error) {
+func loadAdapter(m baseModel, dir string) (*lora.Model, error) {
 	if dir == "" {
 		return nil, nil
 	}
 	if err := checkInputDir("adapter", dir, lora.ConfigFile, lora.WeightsFile); err != nil {
 		return nil, err
 	}
-	lm, err := lora.Load(m, dir)
+	lm, err := lora.Load(hostOf(m), dir)
 	if err != nil {
 		return nil, adapterError(dir, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/golora/golora/models/gpt"
+	"github.com/golora/golora/nn"
 	"github.com/golora/golora/nn/lora"
 	"github.com/golora/golora/tokenizer"
 	"github.com/golora/golora/trainers"
@@ -47,7 +48,12 @@ func runEval(c *cli, args []string) error {
 	f.Uint64Var(&seed, "seed", 1, "with --split: the seed of the split")
 	f.IntVar(&validTokens, "valid-tokens", 0, "with --split valid: score at most this many tokens, on evenly spaced examples, as finetune's\nvalidation does (default 65536 with --split valid, like finetune's; 0: all)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	var pf precisionFlags
+	pf.register(f)
 	if err := f.parseNone(args); err != nil {
+		return err
+	}
+	if err := pf.check(); err != nil {
 		return err
 	}
 	if batch < 1 {
@@ -80,10 +86,14 @@ func runEval(c *cli, args []string) error {
 	if ctx, err = contextFlag(ctx, m); err != nil {
 		return err
 	}
-	if err := checkEvalMemory(m.Config(), batch, ctx); err != nil {
+	if err := checkEvalMemory(m.shape, batch, ctx); err != nil {
 		return err
 	}
 	if _, err := loadAdapter(m, adapter); err != nil {
+		return err
+	}
+	nn.SetTrainable(m.Params(), false) // nothing trains here
+	if err := pf.apply(m); err != nil {
 		return err
 	}
 	co.use(tok, c.stderr, asJSON)
@@ -127,10 +137,10 @@ func runEval(c *cli, args []string) error {
 }
 
 // contextFlag checks a --context value against m and fills in the default.
-func contextFlag(ctx int, m *gpt.Model) (int, error) {
-	bs := m.Config().BlockSize
+func contextFlag(ctx int, m *loadedModel) (int, error) {
+	bs := m.ContextSize()
 	if ctx < 0 || ctx > bs {
-		return 0, usagef("--context %d: want 0 … %d (the model's context)", ctx, bs)
+		return 0, usagef("--context %d: want 0 … %d (%s)", ctx, bs, m.shape.contextWhy())
 	}
 	if ctx == 0 {
 		ctx = min(bs, 128)
@@ -140,7 +150,7 @@ func contextFlag(ctx int, m *gpt.Model) (int, error) {
 
 // evaluate scores ds with m as it is (adapters included), reporting its
 // progress to progress (nil: none).
-func evaluate(m *gpt.Model, ds trainers.Dataset, batch, ctx int, progress func(trainers.EvalProgress)) (trainers.EvalResult, error) {
+func evaluate(m trainers.LanguageModel, ds trainers.Dataset, batch, ctx int, progress func(trainers.EvalProgress)) (trainers.EvalResult, error) {
 	tc := trainers.DefaultConfig()
 	tc.Batch, tc.EvalBatch, tc.Context = batch, batch, ctx
 	tc.Observer.OnEvalProgress = progress
@@ -175,7 +185,7 @@ func runMerge(c *cli, args []string) error {
 	if err := guardOutputs([]flagPath{{"out", out}}, []flagPath{{"base", base}, {"adapter", adapter}}); err != nil {
 		return err
 	}
-	if err := checkOutputDir("out", out, only(gpt.ConfigFile, gpt.WeightsFile)); err != nil {
+	if err := checkOutputDir("out", out, outputFiles); err != nil {
 		return err
 	}
 	m, _, err := loadBase("base", base)
@@ -186,16 +196,20 @@ func runMerge(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	// GPT-2's output head is the token embedding's table, so merging an
-	// update of wte would change the head too: refuse it in the flags'
-	// words (the library's error names its Go switch).
-	if paths, err := lm.Paths(lora.DefaultAdapter); err == nil {
+	// GPT-2's output head is the token embedding's table (and so is a
+	// tied Llama's), so merging an update of the embedding would change
+	// the head too: refuse it in the flags' words (the library's error
+	// names its Go switch).
+	if paths, err := lm.Paths(lora.DefaultAdapter); err == nil && m.shape.tiedHead() {
 		for _, p := range paths {
 			if _, ok := lm.Layer(p).(*lora.Embedding); ok {
-				return fmt.Errorf("--adapter %s adapts the token embedding %s, whose table GPT-2's output head shares: merging it would change the head too; use the adapter unmerged (eval or generate --adapter), or train it without wte in --targets", adapter, p)
+				return fmt.Errorf("--adapter %s adapts the token embedding %s, whose table the model's output head shares: merging it would change the head too; use the adapter unmerged (eval or generate --adapter), or train it without the embedding (wte, embed_tokens) in --targets", adapter, p)
 			}
 		}
 	}
+	// An untied head has its own weight: an embedding update merges into
+	// the embedding alone.
+	lm.MergeEmbeddings = !m.shape.tiedHead()
 	if err := lm.MergeAndUnload(); err != nil {
 		return fmt.Errorf("--adapter %s: %w", adapter, err)
 	}
@@ -239,7 +253,7 @@ func runTokenize(c *cli, args []string) error {
 		if err != nil {
 			return err
 		}
-		encode = func(s string) ([]int, error) { return tok.Encode(s), nil }
+		encode = func(s string) ([]int, error) { return gpt.EncodeText(tok, s) }
 	case tokName != "":
 		st, err := os.Stat(tokName)
 		if err != nil {
@@ -256,14 +270,11 @@ func runTokenize(c *cli, args []string) error {
 		}
 		encode = ht.Encode
 	case base != "":
-		if err := checkInputDir("base", base, gpt.ConfigFile); err != nil {
+		tok, _, err := loadFolderTokenizer("base", base)
+		if err != nil {
 			return err
 		}
-		tok, err := gpt.LoadTokenizer(base)
-		if err != nil {
-			return fmt.Errorf("--base %s: %w", base, err)
-		}
-		encode = func(s string) ([]int, error) { return tok.Encode(s), nil }
+		encode = func(s string) ([]int, error) { return gpt.EncodeText(tok, s) }
 	default:
 		return usagef("--base is required (or --tokenizer)")
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/golora/golora/models/gpt"
+	"github.com/golora/golora/nn"
 )
 
 // generation is what generate prints with --json.
@@ -20,7 +21,7 @@ type generation struct {
 
 func runGenerate(c *cli, args []string) error {
 	f := newFlags(c, "--base MODEL_DIR [--adapter ADAPTER_DIR] --prompt TEXT [--max-new-tokens N …]",
-		"Continues --prompt with the model (and the adapter, when one is given) and prints the\nprompt followed by the continuation. Decoding is greedy unless --temperature > 0\n(sampling, optionally restricted by --top-k and --top-p) or --beams ≥ 1 (beam search).\nIt stops at the end-of-text token or after --max-new-tokens tokens.",
+		"Continues --prompt with the model (and the adapter, when one is given) and prints the\nprompt followed by the continuation. Decoding is greedy unless --temperature > 0\n(sampling, optionally restricted by --top-k and --top-p) or --beams ≥ 1 (beam search).\nIt stops at the end-of-text token (for a Llama-family folder, at any eos id of its\ngeneration_config.json or config.json) or after --max-new-tokens tokens.",
 		`golora generate --base nano-model --adapter e2e-adapter --prompt "name[The Eagle] | food[French]||" --beams 4`)
 	var base, adapter, prompt string
 	var maxNew, topK, beams, noRepeat int
@@ -43,7 +44,12 @@ func runGenerate(c *cli, args []string) error {
 	f.BoolVar(&asChat, "chat", false, "one chat turn: --prompt is the user's message, rendered with the chat template, and\nonly the answer is printed (decoding defaults from generation_config.json)")
 	f.StringVar(&system, "system", "", "with --chat: system message `TEXT`")
 	f.StringVar(&chatTemplate, "chat-template", "", "with --chat: Jinja chat template `FILE` instead of the model's")
+	var pf precisionFlags
+	pf.register(f)
 	if err := f.parseNone(args); err != nil {
+		return err
+	}
+	if err := pf.check(); err != nil {
 		return err
 	}
 	if !asChat && (system != "" || chatTemplate != "") {
@@ -80,7 +86,7 @@ func runGenerate(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	bs := m.Config().BlockSize
+	bs := m.ContextSize()
 	if maxNew == 0 {
 		maxNew = min(64, bs)
 	}
@@ -90,12 +96,19 @@ func runGenerate(c *cli, args []string) error {
 	if _, err := loadAdapter(m, adapter); err != nil {
 		return err
 	}
-	if v := m.Config().VocabSize; beams > v {
+	nn.SetTrainable(m.Params(), false) // nothing trains here
+	if err := pf.apply(m); err != nil {
+		return err
+	}
+	if v := m.VocabSize(); beams > v {
 		return usagef("--beams %d: want at most %d (the model's vocabulary: each beam continues with a different token)", beams, v)
 	}
 	opts := gpt.GenerateOptions{MaxNewTokens: maxNew, Temperature: temperature, TopK: topK, TopP: topP,
 		Seed: seed, Beams: beams, LengthPenalty: lengthPenalty, NoRepeatNGram: noRepeat}
-	ids := tok.Encode(prompt)
+	ids, err := gpt.EncodeText(tok, prompt)
+	if err != nil {
+		return fmt.Errorf("--prompt: %w", err)
+	}
 	var cs *chatSetup
 	if asChat { // chat.go
 		if ids, cs, err = chatTurn(f, base, tok, chatTemplate, system, prompt, &opts); err != nil {

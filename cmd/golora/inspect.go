@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/golora/golora/models/gpt"
+	"github.com/golora/golora/models/llama"
 	"github.com/golora/golora/nn/lora"
 	"github.com/golora/golora/safetensors"
 	"github.com/golora/golora/trainers"
@@ -93,36 +94,51 @@ func inspectPath(path string) (*inspected, error) {
 			return nil, fmt.Errorf("%s: not a JSON object: %w", cfgFile, err)
 		}
 	}
-	sf, err := safetensors.ReadFile(res.File)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%s: no %s", path, filepath.Base(res.File))
+	files := []string{res.File}
+	if res.Kind == "model" && !exists(res.File) && exists(filepath.Join(path, llama.WeightsIndexFile)) {
+		// A sharded checkpoint: every shard its index lists.
+		var err error
+		if files, err = shardFiles(path); err != nil {
+			return nil, err
 		}
-		return nil, err
+		res.File = filepath.Join(path, llama.WeightsIndexFile)
 	}
-	if fst, err := os.Stat(res.File); err == nil {
-		res.Bytes = fst.Size()
-	}
-	res.Metadata = sf.Metadata
-	names := sf.Names()
-	sort.SliceStable(names, func(i, j int) bool { return naturalLess(names[i], names[j]) })
-	for _, n := range names {
-		t, _ := sf.Tensor(n)
-		k := 1
-		for _, d := range t.Shape {
-			k *= d
+	for i, file := range files {
+		sf, err := safetensors.ReadFile(file)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%s: no %s", path, filepath.Base(file))
+			}
+			return nil, err
 		}
-		res.Tensors = append(res.Tensors, tensorInfo{Name: n, DType: t.DType, Shape: t.Shape, Params: k})
-		res.Params += k
+		if fst, err := os.Stat(file); err == nil {
+			res.Bytes += fst.Size()
+		}
+		if i == 0 {
+			res.Metadata = sf.Metadata
+		}
+		names := sf.Names()
+		sort.SliceStable(names, func(i, j int) bool { return naturalLess(names[i], names[j]) })
+		for _, n := range names {
+			t, _ := sf.Tensor(n)
+			k := 1
+			for _, d := range t.Shape {
+				k *= d
+			}
+			res.Tensors = append(res.Tensors, tensorInfo{Name: n, DType: t.DType, Shape: t.Shape, Params: k})
+			res.Params += k
+		}
+	}
+	if len(files) > 1 {
+		sort.SliceStable(res.Tensors, func(i, j int) bool { return naturalLess(res.Tensors[i].Name, res.Tensors[j].Name) })
 	}
 	switch res.Kind {
 	case "model":
-		cfg, err := gpt.ReadConfig(path)
+		shape, err := readShape("", path)
 		if err != nil {
 			return nil, err
 		}
-		res.Summary = fmt.Sprintf("GPT-2 model: %d layers, %d heads, width %d, context %d, vocabulary %d, tokenizer %s",
-			cfg.NLayer, cfg.NHead, cfg.NEmbd, cfg.BlockSize, cfg.VocabSize, cfg.Tokenizer)
+		res.Summary = shape.summary()
 	case "adapter":
 		res.Summary, res.Explanation = adapterSummary(res.Config)
 	default:
@@ -278,4 +294,33 @@ func list(v any) string {
 		s[i] = fmt.Sprint(x)
 	}
 	return strings.Join(s, ",")
+}
+
+// shardFiles lists the shard files of the sharded checkpoint in the folder
+// dir, in the order of its model.safetensors.index.json.
+func shardFiles(dir string) ([]string, error) {
+	idx := filepath.Join(dir, llama.WeightsIndexFile)
+	b, err := os.ReadFile(idx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", idx, unwrapPath(err))
+	}
+	var v struct {
+		WeightMap map[string]string `json:"weight_map"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("%s: not a JSON object: %w", idx, err)
+	}
+	seen := map[string]bool{}
+	var files []string
+	for _, f := range v.WeightMap {
+		if !seen[f] && f == filepath.Base(f) {
+			seen[f] = true
+			files = append(files, filepath.Join(dir, f))
+		}
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s: its weight_map lists no shard", idx)
+	}
+	sort.Strings(files)
+	return files, nil
 }

@@ -18,18 +18,18 @@ import (
 // trainable trainable parameters: the training step, the validation batch,
 // the micro-batches' buffers and, when withModel is set (pretrain builds the
 // model after this check), the weights.
-func checkTrainMemory(cfg gpt.Config, tc trainers.Config, trainable int, withModel bool) error {
+func checkTrainMemory(cfg modelShape, tc trainers.Config, trainable int, withModel bool) error {
 	evalBatch := tc.EvalBatch
 	if evalBatch == 0 {
 		evalBatch = tc.Batch
 	}
-	need := float64(cfg.TrainBytes(tc.Batch, tc.Context, trainable, 4, true)) +
-		float64(cfg.TrainBytes(evalBatch, tc.Context, 0, 4, false)) +
+	need := float64(cfg.trainBytes(tc.Batch, tc.Context, trainable, true)) +
+		float64(cfg.trainBytes(evalBatch, tc.Context, 0, false)) +
 		float64(tc.Accumulate)*float64(tc.Batch)*float64(tc.Context)*8*4 // staged micro-batches
 	if withModel {
-		need += float64(cfg.ModelBytes(4))
+		need += float64(cfg.modelBytes())
 	}
-	what := fmt.Sprintf("training %s with --batch %d × --context %d", shapeOf(cfg), tc.Batch, tc.Context)
+	what := fmt.Sprintf("training %s with --batch %d × --context %d", cfg.describe(), tc.Batch, tc.Context)
 	if tc.Accumulate > 1 {
 		what += fmt.Sprintf(" and --accumulate %d", tc.Accumulate)
 	}
@@ -44,9 +44,9 @@ func checkTrainMemory(cfg gpt.Config, tc trainers.Config, trainable int, withMod
 }
 
 // checkEvalMemory checks evaluation batches of batch × ctx tokens.
-func checkEvalMemory(cfg gpt.Config, batch, ctx int) error {
-	what := fmt.Sprintf("evaluating %s with --batch %d × --context %d", shapeOf(cfg), batch, ctx)
-	if err := memlimit.Check(cfg.TrainBytes(batch, ctx, 0, 4, false), what); err != nil {
+func checkEvalMemory(cfg modelShape, batch, ctx int) error {
+	what := fmt.Sprintf("evaluating %s with --batch %d × --context %d", cfg.describe(), batch, ctx)
+	if err := memlimit.Check(cfg.trainBytes(batch, ctx, 0, false), what); err != nil {
 		return usagef("%v: lower --batch or --context", err)
 	}
 	return nil
@@ -54,18 +54,17 @@ func checkEvalMemory(cfg gpt.Config, batch, ctx int) error {
 
 // checkGenerateMemory checks a generation of one prompt of promptLen tokens
 // with opts.
-func checkGenerateMemory(m *gpt.Model, promptLen int, opts gpt.GenerateOptions) error {
-	keep := m.Config().BlockSize - opts.MaxNewTokens + 1
-	what := fmt.Sprintf("generating with --beams %d and --max-new-tokens %d on %s", opts.Beams, opts.MaxNewTokens, shapeOf(m.Config()))
-	if err := memlimit.Check(m.GenerateBytes(1, min(promptLen, keep), opts), what); err != nil {
+func checkGenerateMemory(m *loadedModel, promptLen int, opts gpt.GenerateOptions) error {
+	keep := m.ContextSize() - opts.MaxNewTokens + 1
+	what := fmt.Sprintf("generating with --beams %d and --max-new-tokens %d on %s", opts.Beams, opts.MaxNewTokens, m.shape.describe())
+	d, ok := m.baseModel.(gpt.Decodable)
+	if !ok {
+		return fmt.Errorf("%s cannot generate", m.shape.describe())
+	}
+	if err := memlimit.Check(gpt.GenerateBytesFor(d, 1, min(promptLen, keep), opts), what); err != nil {
 		return usagef("%v: lower --beams or --max-new-tokens", err)
 	}
 	return nil
-}
-
-// shapeOf describes a model shape in the flags' terms.
-func shapeOf(c gpt.Config) string {
-	return fmt.Sprintf("a model of %d layers × width %d (context %d, vocabulary %d)", c.NLayer, c.NEmbd, c.BlockSize, c.VocabSize)
 }
 
 // saturate converts a float64 byte count to int64 without overflow.

@@ -1,10 +1,12 @@
 // Command golora trains, evaluates, merges and inspects LoRA adapters for
-// GPT-2 models, and runs golora's demo and benchmarks.
+// GPT-2 and Llama-family models (Hugging Face model_type llama, mistral,
+// qwen2 and qwen3, picked from a folder's config.json), and runs golora's
+// demo and benchmarks.
 //
 // Usage:
 //
 //	golora demo     [--out DIR]
-//	golora pretrain --preset NAME --data PATH --out MODEL_DIR [--steps N …]
+//	golora pretrain [--arch ARCH] --preset NAME --data PATH --out MODEL_DIR [--steps N …]
 //	golora finetune --base MODEL_DIR --data PATH --out ADAPTER_DIR [--rank R --alpha A --targets q,v …]
 //	golora eval     --base MODEL_DIR [--adapter ADAPTER_DIR] --data PATH [--json]
 //	golora generate --base MODEL_DIR [--adapter ADAPTER_DIR] --prompt TEXT [--max-new-tokens N …]
@@ -47,7 +49,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"demo", "[--out DIR]", "pretrain a small GPT on Go's own sources, fine-tune LoRA adapters for two other domains and a full fine-tuning baseline, check LoRA's claims and write a report", runDemo},
-		{"pretrain", "--preset NAME --data PATH --out MODEL_DIR [--steps N …]", "train a GPT from scratch and write a Hugging Face model folder", runPretrain},
+		{"pretrain", "[--arch ARCH] --preset NAME --data PATH --out MODEL_DIR [--steps N …]", "train a GPT-2 or Llama-style model from scratch and write a Hugging Face model folder", runPretrain},
 		{"finetune", "--base MODEL_DIR --data PATH --out ADAPTER_DIR [--rank R --alpha A --targets q,v …]", "train a LoRA adapter (or, with --full, every weight) on a base model", runFinetune},
 		{"eval", "--base MODEL_DIR [--adapter ADAPTER_DIR] --data PATH [--json]", "validation loss and perplexity of a model on a data file", runEval},
 		{"generate", "--base MODEL_DIR [--adapter ADAPTER_DIR] --prompt TEXT [--max-new-tokens N …]", "continue a prompt", runGenerate},
@@ -122,7 +124,7 @@ func oneLine(err error) string {
 }
 
 func writeUsage(w io.Writer, cmds []command) {
-	fmt.Fprintln(w, "golora: LoRA for GPT-2 models in Go")
+	fmt.Fprintln(w, "golora: LoRA for GPT-2 and Llama-family models in Go")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "usage:")
 	for _, c := range cmds {

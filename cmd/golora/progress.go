@@ -27,6 +27,7 @@ type progress struct {
 	evalLast  time.Time // last validation progress shown
 	ranks     int       // data-parallel ranks (0: one process)
 	bytes     int64     // gradient bytes all-reduced per step
+	mem       *memWatch // peak memory, when watched
 }
 
 // newProgress returns a progress bar on w labelled label, or nil when quiet.
@@ -124,6 +125,9 @@ func (p *progress) step(step, total int, loss, tps float64) {
 	}
 	if p.ranks > 1 {
 		info += fmt.Sprintf(" %d ranks %s/step", p.ranks, byteSize(p.bytes))
+	}
+	if p.mem != nil {
+		info += " " + p.mem.String()
 	}
 	info += " " + clock(elapsed)
 	if step < total && elapsed >= time.Second {

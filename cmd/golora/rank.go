@@ -5,21 +5,18 @@ import (
 
 	"github.com/golora/golora/graph"
 	"github.com/golora/golora/internal/memlimit"
-	"github.com/golora/golora/models/gpt"
 	"github.com/golora/golora/nn/lora"
 )
 
-// preCheckRank runs before the adapter is built: every layer of a GPT-2 has
-// n_embd as its smaller side, so a rank above it is refused (checkRank
+// preCheckRank runs before the adapter is built: no layer's update has a
+// rank above the model width, so a rank above it is refused (checkRank
 // names the layer after injection); with --force, the adapter's largest
 // possible size (every layer adapted) must fit in memory.
-func preCheckRank(cfg gpt.Config, rank int, force bool) error {
-	if rank > cfg.NEmbd && !force {
-		return usagef("--rank %d: above the model's width %d, the largest rank any of its layers' updates can have; want --rank ≤ %d (or --force)", rank, cfg.NEmbd, cfg.NEmbd)
+func preCheckRank(cfg modelShape, rank int, force bool) error {
+	if d := cfg.width(); rank > d && !force {
+		return usagef("--rank %d: above the model's width %d, the largest rank any of its layers' updates can have; want --rank ≤ %d (or --force)", rank, d, d)
 	}
-	d := float64(cfg.NEmbd)
-	perRank := float64(cfg.NLayer)*16*d + float64(cfg.VocabSize) + d // Σ (in + out) over the layers
-	need := float64(rank) * perRank * 4 * 5                          // float32: A and B, gradients, AdamW's moments
+	need := float64(rank) * cfg.loraParamsPerRank() * 4 * 5 // float32: A and B, gradients, AdamW's moments
 	if err := memlimit.Check(saturate(need), fmt.Sprintf("a LoRA adapter of --rank %d", rank)); err != nil {
 		return usagef("%v: lower --rank", err)
 	}

@@ -146,18 +146,11 @@ func (t *tokenizeChat) tokenizer(base, tokName string) (gpt.Tokenizer, int, erro
 	case base != "" && tokName != "":
 		return nil, 0, usagef("give --base or --tokenizer, not both")
 	case base != "":
-		if err := checkInputDir("base", base, gpt.ConfigFile); err != nil {
+		tok, shape, err := loadFolderTokenizer("base", base)
+		if err != nil {
 			return nil, 0, err
 		}
-		tok, err := gpt.LoadTokenizer(base)
-		if err != nil {
-			return nil, 0, fmt.Errorf("--base %s: %w", base, err)
-		}
-		cfg, err := gpt.ReadConfig(base)
-		if err != nil {
-			return nil, 0, fmt.Errorf("--base %s: %w", base, err)
-		}
-		return tok, min(cfg.BlockSize, 128), nil
+		return tok, min(shape.context(), 128), nil
 	case tokName == "bytes" || tokName == "gpt2":
 		tok, err := gpt.NewTokenizer(tokName)
 		return tok, 0, err

@@ -24,49 +24,28 @@ const (
 )
 
 func runPretrain(c *cli, args []string) error {
-	f := newFlags(c, "--preset NAME --data PATH --out MODEL_DIR [--steps N …]",
-		"Trains a GPT-2 model from scratch on --data and writes it to --out as a Hugging Face\nmodel folder (config.json and model.safetensors).",
+	f := newFlags(c, "[--arch ARCH] --preset NAME --data PATH --out MODEL_DIR [--steps N …]",
+		"Trains a model from scratch on --data and writes it to --out as a Hugging Face model\nfolder (config.json and model.safetensors): GPT-2, or with --arch a Llama-family\ndecoder (llama, mistral, qwen2 or qwen3; presets nano and micro, golora's byte tokenizer).",
 		"golora pretrain --preset nano --data input.txt --out nano-model --steps 100")
 	var t trainFlags
-	var preset, out string
+	var arch, preset, out string
 	var layers, heads, embd, blockSize int
 	dropout := -1.0
-	f.StringVar(&preset, "preset", "nano", "model shape: "+strings.Join(gpt.PresetNames(), ", "))
+	f.StringVar(&arch, "arch", "", "architecture: "+strings.Join(pretrainArchs(), ", ")+" (default gpt2, or llama for a llama- preset)")
+	f.StringVar(&preset, "preset", "nano", "model shape: "+strings.Join(gpt.PresetNames(), ", ")+"; with a Llama --arch: nano, micro")
 	f.IntVar(&layers, "layers", 0, "number of blocks (0: the preset's)")
 	f.IntVar(&heads, "heads", 0, "attention heads (0: the preset's)")
 	f.IntVar(&embd, "embd", 0, "model width (0: the preset's)")
 	f.IntVar(&blockSize, "block-size", 0, "longest context the model can take (0: the preset's)")
-	f.Float64Var(&dropout, "dropout", -1, "embedding, residual and attention dropout (-1: the preset's)")
+	f.Float64Var(&dropout, "dropout", -1, "embedding, residual and attention dropout, GPT-2 only (-1: the preset's)")
 	f.StringVar(&out, "out", "", "`MODEL_DIR`: model folder to write")
 	t.register(f, "(default 1e-3)")
 	if err := f.parseNone(args); err != nil {
 		return err
 	}
-	cfg, err := gpt.Preset(preset)
+	shape, err := pretrainShape(arch, preset, layers, heads, embd, blockSize, dropout)
 	if err != nil {
-		return usagef("--preset %q: want one of %s", preset, strings.Join(gpt.PresetNames(), ", "))
-	}
-	for _, o := range []struct {
-		name string
-		v    int
-		dst  *int
-	}{{"layers", layers, &cfg.NLayer}, {"heads", heads, &cfg.NHead}, {"embd", embd, &cfg.NEmbd}, {"block-size", blockSize, &cfg.BlockSize}} {
-		if o.v < 0 {
-			return usagef("--%s %d: want ≥ 1 (or 0 for the preset's)", o.name, o.v)
-		}
-		if o.v > 0 {
-			*o.dst = o.v
-		}
-	}
-	if dropout != -1 {
-		if !(dropout >= 0 && dropout < 1) {
-			return usagef("--dropout %v: want in [0, 1)", dropout)
-		}
-		cfg.EmbdDropout, cfg.ResidDropout, cfg.AttnDropout = dropout, dropout, dropout
-	}
-	given := map[string]bool{"layers": layers > 0, "heads": heads > 0, "embd": embd > 0, "block-size": blockSize > 0, "dropout": dropout != -1}
-	if err := cfg.ValidateAs(presetFlagName(preset, given)); err != nil {
-		return usageError{err}
+		return err
 	}
 	if err := need("data", t.data); err != nil {
 		return err
@@ -74,17 +53,17 @@ func runPretrain(c *cli, args []string) error {
 	if err := t.guard(out, ""); err != nil {
 		return err
 	}
-	if err := checkOutputDir("out", out, only(gpt.ConfigFile, gpt.WeightsFile)); err != nil {
+	if err := checkOutputDir("out", out, shape.outputFile); err != nil {
 		return err
 	}
-	tc, err := t.config(cfg.BlockSize, pretrainLR, out)
+	tc, err := t.config(shape.context(), pretrainLR, out)
 	if err != nil {
 		return err
 	}
-	if err := checkTrainMemory(cfg, tc, int(cfg.ModelBytes(1)), true); err != nil {
+	if err := checkTrainMemory(shape, tc, int(shape.modelBytes()/4), true); err != nil {
 		return err
 	}
-	tok, err := gpt.NewTokenizer(cfg.Tokenizer)
+	tok, err := gpt.NewTokenizer(tokenizerName(shape))
 	if err != nil {
 		return err
 	}
@@ -92,11 +71,8 @@ func runPretrain(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, err := gpt.New(cfg, graph.Float32)
+	m, err := newRandom(shape, t.seed)
 	if err != nil {
-		return err
-	}
-	if err := m.Init(graph.NewRand(t.seed)); err != nil {
 		return err
 	}
 	res, leader, err := trainModel(c, &t, m, tc, train, valid, "pretrain", out)
@@ -127,7 +103,7 @@ func runFinetune(c *cli, args []string) error {
 	f.StringVar(&out, "out", "", "`ADAPTER_DIR`: adapter folder to write (a model folder with --full)")
 	f.IntVar(&rank, "rank", 8, "LoRA rank r")
 	f.Float64Var(&alpha, "alpha", 16, "LoRA α: the update is scaled by α/r")
-	f.StringVar(&targets, "targets", "q,v", "comma-separated layers to adapt: q, k, v (parts of attn.c_attn), c_attn, c_proj,\nc_fc, wte, or all-linear")
+	f.StringVar(&targets, "targets", "", "comma-separated layers to adapt: for GPT-2 q, k, v (parts of attn.c_attn), c_attn,\nc_proj, c_fc, wte; for Llama-family models q_proj, k_proj, v_proj, o_proj, gate_proj,\nup_proj, down_proj, embed_tokens, lm_head; or all-linear (default: q,v for GPT-2,\nq_proj,v_proj for Llama-family models)")
 	f.Float64Var(&loraDropout, "lora-dropout", 0, "dropout on the input of the low-rank path")
 	f.BoolVar(&rslora, "rslora", false, "scale by α/√r (rank-stabilised LoRA) instead of α/r")
 	f.BoolVar(&dora, "dora", false, "DoRA (weight-decomposed LoRA): also train one magnitude per output column")
@@ -135,14 +111,23 @@ func runFinetune(c *cli, args []string) error {
 	f.StringVar(&bias, "bias", "none", "biases that train with the adapter: none, all or lora_only")
 	f.StringVar(&init, "init", "default", "initialisation of A and B: default, gaussian or pissa")
 	f.BoolVar(&full, "full", false, "full fine-tuning: train every weight and write a model folder")
+	var pf precisionFlags
+	pf.register(f)
+	pf.registerRecompute(f)
 	t.register(f, "(default 1e-3 for LoRA, 2e-4 with --full)")
 	if err := f.parseNone(args); err != nil {
 		return err
 	}
+	if err := pf.check(); err != nil {
+		return err
+	}
+	if full && pf.prec != graph.F32 {
+		return usagef("--base-precision %v: --full trains the base weights, which stay float32; a quantized base is for LoRA", pf.prec)
+	}
 	var lc lora.Config
 	var err error
 	if !full {
-		if lc, err = loraFlags(rank, alpha, loraDropout, targets, bias, init, rslora); err != nil {
+		if lc, err = loraFlags(rank, alpha, loraDropout, defaultIfUnset(f, "targets", targets, "q,v"), bias, init, rslora); err != nil {
 			return err
 		}
 		lc.DoRA = dora
@@ -162,7 +147,7 @@ func runFinetune(c *cli, args []string) error {
 	}
 	allowed := only(lora.ConfigFile, lora.WeightsFile)
 	if full {
-		allowed = only(gpt.ConfigFile, gpt.WeightsFile)
+		allowed = outputFiles
 	}
 	if err := t.guard(out, base); err != nil {
 		return err
@@ -178,7 +163,10 @@ func runFinetune(c *cli, args []string) error {
 	if full {
 		lr = fullLR
 	}
-	tc, err := t.config(m.Config().BlockSize, lr, out)
+	if bs := m.ContextSize(); t.context > bs {
+		return usagef("--context %d: want 0 … %d (%s)", t.context, bs, m.shape.contextWhy())
+	}
+	tc, err := t.config(m.ContextSize(), lr, out)
 	if err != nil {
 		return err
 	}
@@ -188,15 +176,25 @@ func runFinetune(c *cli, args []string) error {
 		for _, p := range m.Params() {
 			p.Trainable = true
 		}
-	} else {
-		lc.Seed, lc.BaseModel = t.seed, base
-		if err := preCheckRank(m.Config(), rank, t.force); err != nil {
+		if err := pf.apply(m); err != nil { // recomputation only: the precision is f32
 			return err
 		}
-		if lm, err = lora.Inject(m, lc); err != nil {
+	} else {
+		lc.Seed, lc.BaseModel = t.seed, base
+		if !flagGiven(f, "targets") {
+			lc.Targets = m.shape.defaultTargets()
+			targets = strings.Join(lc.Targets, ",")
+		}
+		if err := preCheckRank(m.shape, rank, t.force); err != nil {
+			return err
+		}
+		if lm, err = lora.Inject(hostOf(m), lc); err != nil {
 			return fmt.Errorf("--targets %s: %w", targets, err)
 		}
 		if err := checkRank(lm, rank, t.force); err != nil {
+			return err
+		}
+		if err := pf.apply(m); err != nil {
 			return err
 		}
 		warnTrainableShare(c, m.Params())
@@ -207,7 +205,7 @@ func runFinetune(c *cli, args []string) error {
 			trainable += p.Len()
 		}
 	}
-	if err := checkTrainMemory(m.Config(), tc, trainable, false); err != nil {
+	if err := checkTrainMemory(m.shape, tc, trainable, false); err != nil {
 		return err
 	}
 	train, valid, format, err := t.datasets(tok, tc.Context, c.stderr)
@@ -285,7 +283,7 @@ const maxSteps = 1<<31 - 1
 // Started by an MPI launcher (golora built with -tags mpi), it trains as one
 // rank of a data-parallel run: leader is false on every rank but 0, which
 // writes nothing, and an error on any rank stops the whole job.
-func trainModel(c *cli, t *trainFlags, m *gpt.Model, tc trainers.Config, train, valid trainers.Dataset, label, out string) (res trainers.Result, leader bool, err error) {
+func trainModel(c *cli, t *trainFlags, m trainers.LanguageModel, tc trainers.Config, train, valid trainers.Dataset, label, out string) (res trainers.Result, leader bool, err error) {
 	world, err := joinWorld(c, t.dist.timeout)
 	if err != nil {
 		return res, false, err
@@ -297,6 +295,10 @@ func trainModel(c *cli, t *trainFlags, m *gpt.Model, tc trainers.Config, train, 
 		tc.Metrics = &metrics
 	}
 	bar := newProgress(c.stderr, label, t.quiet || !leader)
+	if bar != nil {
+		bar.mem = newMemWatch(m.Params())
+		defer bar.mem.stop()
+	}
 	tc.Observer = bar.observer()
 	tc.DataID = trainers.Fingerprint(train)
 	if leader { // the files are rank 0's
@@ -384,4 +386,12 @@ func presetFlagName(preset string, given map[string]bool) func(string, any) stri
 		}
 		return fmt.Sprintf("--%s %v (preset %s's)", name, v, preset)
 	}
+}
+
+// defaultIfUnset is v, or def when the flag name was not given.
+func defaultIfUnset(f *flags, name, v, def string) string {
+	if !flagGiven(f, name) {
+		return def
+	}
+	return v
 }

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golora/golora/graph"
@@ -29,7 +30,7 @@ const heapMetric = "/memory/classes/heap/objects:bytes"
 type Peak struct {
 	stop chan struct{}
 	done sync.WaitGroup
-	peak uint64
+	peak atomic.Uint64
 }
 
 // StartPeak collects garbage (so the peak starts from live data only) and
@@ -46,7 +47,9 @@ func StartPeak(period time.Duration) *Peak {
 		for {
 			metrics.Read(sample)
 			if sample[0].Value.Kind() == metrics.KindUint64 {
-				s.peak = max(s.peak, sample[0].Value.Uint64())
+				if v := sample[0].Value.Uint64(); v > s.peak.Load() {
+					s.peak.Store(v)
+				}
 			}
 			select {
 			case <-s.stop:
@@ -66,8 +69,11 @@ func (s *Peak) Stop() float64 {
 	}
 	close(s.stop)
 	s.done.Wait()
-	return float64(s.peak) / (1 << 20)
+	return float64(s.peak.Load()) / (1 << 20)
 }
+
+// PeakBytes is the largest heap seen so far (while sampling goes on).
+func (s *Peak) PeakBytes() int64 { return int64(s.peak.Load()) }
 
 // PeakRSSMiB returns the process's peak resident set size in MiB (VmHWM of
 // /proc/self/status), or 0 where that file does not exist (not Linux).

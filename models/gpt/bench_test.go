@@ -39,7 +39,7 @@ func newGPT2Step(tb testing.TB, batch, ctx int) *gpt2Step {
 	b := graph.NewBuilder(graph.Float32, 1)
 	ids := b.IntConstant("ids", randomIDs(1, n, cfg.VocabSize), n)
 	targets := b.IntConstant("targets", randomIDs(2, n, cfg.VocabSize), n)
-	loss := m.Loss(b, ids, targets, nil, batch, ctx, 0.1)
+	loss := m.Loss(ids, targets, nil, batch, ctx, 0.1)
 	prog, err := b.Compile(loss)
 	if err != nil {
 		tb.Fatal(err)

@@ -10,6 +10,9 @@ import (
 
 // Config is the shape and regularisation of a GPT-2 model. The field names
 // follow nanoGPT; Hugging Face's config.json names are given in brackets.
+// The zero Config is not a model (it has no layers): New and Validate
+// report the first size that is missing. Start from Preset ("nano",
+// "gpt2", …) and change fields.
 type Config struct {
 	NLayer       int     // transformer blocks [n_layer]
 	NHead        int     // attention heads per block; must divide NEmbd [n_head]

@@ -142,7 +142,7 @@ func ExampleModel_Loss() {
 	b := graph.NewBuilder(graph.Float64, 1)
 	ids := b.IntConstant("ids", text[:n], n)
 	targets := b.IntConstant("targets", text[1:], n)
-	loss := m.Loss(b, ids, targets, nil, 1, n, 0)
+	loss := m.Loss(ids, targets, nil, 1, n, 0)
 	prog, err := b.Compile(loss)
 	if err != nil {
 		log.Fatal(err)
@@ -162,7 +162,7 @@ func ExampleBlock_Forward() {
 	ids := []int{10, 20, 30, 40}
 	b := graph.NewBuilder(graph.Float64, 1)
 	in := b.IntConstant("ids", ids, 4)
-	logits := m.Logits(b, in, 1, 4)
+	logits := m.Logits(in, 1, 4)
 	x := m.Embed(in, b.IntConstant("pos", []int{0, 1, 2, 3}, 4)) // [4, 48]
 	for _, blk := range m.H {
 		x = blk.Forward(x, 1)

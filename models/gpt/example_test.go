@@ -50,7 +50,7 @@ func ExampleModel_Logits() {
 
 	b := graph.NewBuilder(graph.Float32, 1)
 	in := b.IntInput("ids", 5)
-	logits := m.Logits(b, in, 1, 5) // [5, 257]
+	logits := m.Logits(in, 1, 5) // [5, 257]
 	loss := graph.SoftmaxCrossEntropy(logits, b.IntConstant("targets", targets, 5), nil, 0)
 	prog, err := b.Compile(loss, logits)
 	if err != nil {

@@ -7,14 +7,17 @@ import (
 	"slices"
 )
 
-// GenerateOptions configures Generate. The zero value is not usable:
-// MaxNewTokens must be set. Every other field's zero value is a documented
-// default, and an option that would have no effect with the others (TopK
-// without sampling, LengthPenalty without beams) is an error rather than
-// silently ignored.
+// GenerateOptions configures Generate. Every field's zero value is a
+// documented default, so the zero value is usable: greedy decoding of up
+// to DefaultMaxNewTokens tokens (at most half the model's context) per
+// prompt, ended by the model's stop tokens. An option that would have no
+// effect with the others (TopK without sampling, LengthPenalty without
+// beams) is an error rather than silently ignored.
 type GenerateOptions struct {
 	// MaxNewTokens is the most tokens generated per prompt, 1 … the
-	// model's context (BlockSize for GPT-2).
+	// model's context (BlockSize for GPT-2). 0 means DefaultMaxNewTokens,
+	// or half the context when that is smaller (so a prompt of up to half
+	// the context is not cropped).
 	MaxNewTokens int
 
 	// Temperature selects the decoding rule when Beams is 0: 0 is greedy
@@ -123,6 +126,11 @@ type Generator struct {
 	prob []float64 // sampling scratch
 }
 
+// DefaultMaxNewTokens is the number of tokens a zero
+// GenerateOptions.MaxNewTokens generates, when the model's context holds
+// twice as many.
+const DefaultMaxNewTokens = 64
+
 // NewGenerator checks opts against the model and returns a Generator.
 // Programs are compiled by the first Generate call, for the shapes it needs.
 func (m *Model) NewGenerator(opts GenerateOptions) (*Generator, error) {
@@ -134,6 +142,9 @@ func (m *Model) NewGenerator(opts GenerateOptions) (*Generator, error) {
 func NewGeneratorFor(m Decodable, opts GenerateOptions) (*Generator, error) {
 	if m == nil {
 		return nil, errors.New("gpt: generate: nil model")
+	}
+	if opts.MaxNewTokens == 0 {
+		opts.MaxNewTokens = max(1, min(DefaultMaxNewTokens, m.ContextSize()/2))
 	}
 	if err := checkOptions(m, opts); err != nil {
 		return nil, err

@@ -121,7 +121,7 @@ func BenchmarkDecodeToken(b *testing.B) {
 				for range shape.gen - 1 {
 					bl := graph.NewBuilder(m.DType(), 1)
 					in := bl.IntInput("ids", len(seq))
-					logits := m.Logits(bl, in, 1, len(seq))
+					logits := m.Logits(in, 1, len(seq))
 					prog, err := bl.Compile(nil, logits)
 					if err != nil {
 						b.Fatal(err)

@@ -585,7 +585,7 @@ func TestGenerateErrors(t *testing.T) {
 		opts    GenerateOptions
 		want    string
 	}{
-		{"no MaxNewTokens", ok, GenerateOptions{}, "MaxNewTokens = 0"},
+		{"negative MaxNewTokens", ok, GenerateOptions{MaxNewTokens: -1}, "MaxNewTokens = -1"},
 		{"MaxNewTokens too large", ok, GenerateOptions{MaxNewTokens: 33}, "want 1 … 32 (the model's context)"},
 		{"negative temperature", ok, GenerateOptions{MaxNewTokens: 2, Temperature: -1}, "Temperature = -1"},
 		{"NaN temperature", ok, GenerateOptions{MaxNewTokens: 2, Temperature: math.NaN()}, "Temperature = NaN"},

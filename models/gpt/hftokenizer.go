@@ -40,16 +40,26 @@ func (h *hfTokenizer) Name() string   { return TokenizerHF }
 func (h *hfTokenizer) VocabSize() int { return h.t.VocabSize() }
 func (h *hfTokenizer) EOT() int       { return h.eot }
 
-// Encode returns the ids of text. Package tokenizer refuses at load time
-// every file whose encoding could fail (its regexes run with no time or
-// backtracking limit), so an error here is a bug in this program, not a
-// property of the input; it is reported as one.
+// Encode returns the ids of text, or nil if the file's codec fails (see
+// EncodeChecked).
 func (h *hfTokenizer) Encode(text string) []int {
-	ids, err := h.t.Encode(text)
+	ids, err := h.EncodeChecked(text)
 	if err != nil {
-		panic(fmt.Sprintf("gpt: tokenizer.json encoding failed, which package tokenizer rules out at load (a bug): %v", err))
+		return nil
 	}
 	return ids
+}
+
+// EncodeChecked is Encode with the codec's error. Package tokenizer refuses
+// at load time every file whose encoding is known to be able to fail (its
+// regexes run with no time or backtracking limit), so none is expected;
+// were one to happen it is returned.
+func (h *hfTokenizer) EncodeChecked(text string) ([]int, error) {
+	ids, err := h.t.Encode(text)
+	if err != nil {
+		return nil, fmt.Errorf("gpt: file tokenizer: %w", err)
+	}
+	return ids, nil
 }
 
 func (h *hfTokenizer) Decode(ids []int) string {

@@ -35,6 +35,20 @@ type Model struct {
 
 	hfFiles *tokenizer.Tokenizer // the Hugging Face tokenizer files, when cfg.Tokenizer is "hf"
 	hfTok   Tokenizer            // hfFiles as a Tokenizer
+
+	recompute int // activation recomputation: blocks per checkpoint (0: none)
+}
+
+// SetRecompute makes graphs built from now on keep only the input of every
+// every-th block and recompute the blocks' activations in the backward
+// pass (see nn.Blocks and graph.Checkpoint); 0 turns it off. Gradients are
+// bit for bit the same; memory falls, time rises by about a forward pass.
+func (m *Model) SetRecompute(every int) error {
+	if every < 0 {
+		return fmt.Errorf("gpt: recompute every %d blocks, want ≥ 0", every)
+	}
+	m.recompute = every
+	return nil
 }
 
 // Block is one transformer block, h.{i}:
@@ -246,17 +260,12 @@ func (m *Model) replaced() []string { return nn.Replaced(m.Layers(), m.base) }
 // and the result is [batch·ctx, VocabSize], the logits of the next token at
 // every position. Position t of every sequence uses wpe row t. A ctx larger
 // than BlockSize, or ids of another shape, gives a failed node whose error
-// says so (see graph's error rules).
-func (m *Model) Logits(b *graph.Builder, ids *graph.Node, batch, ctx int) *graph.Node {
+// says so (see graph's error rules). The graph is ids' builder's.
+func (m *Model) Logits(ids *graph.Node, batch, ctx int) *graph.Node {
 	if err := ids.Err(); err != nil {
 		return ids
 	}
-	if b == nil {
-		b = ids.Builder()
-	}
-	if ids.Builder() != b {
-		return failNode(b, errors.New("gpt: logits: ids belong to another builder"))
-	}
+	b := ids.Builder()
 	if batch <= 0 || ctx <= 0 {
 		return failNode(b, fmt.Errorf("gpt: logits: batch %d and context %d, want both > 0", batch, ctx))
 	}
@@ -272,9 +281,9 @@ func (m *Model) Logits(b *graph.Builder, ids *graph.Node, batch, ctx int) *graph
 	}
 
 	x := m.Embed(ids, b.IntConstant("pos", pos, batch*ctx)) // [B·T, d]
-	for _, blk := range m.H {
-		x = blk.Forward(x, batch) // [B·T, d]
-	}
+	x = nn.Blocks(x, len(m.H), m.recompute, func(i int, x *graph.Node) *graph.Node {
+		return m.H[i].Forward(x, batch) // [B·T, d]
+	})
 	return m.Head(x) // [B·T, V]
 }
 
@@ -282,8 +291,8 @@ func (m *Model) Logits(b *graph.Builder, ids *graph.Node, batch, ctx int) *graph
 // targets (an integer node [batch·ctx]), with row weights mask (a float node
 // [batch·ctx], or nil for all ones) and label smoothing ε (see
 // graph.SoftmaxCrossEntropy). The result is a scalar node.
-func (m *Model) Loss(b *graph.Builder, ids, targets, mask *graph.Node, batch, ctx int, smoothing float64) *graph.Node {
-	logits := m.Logits(b, ids, batch, ctx) // [B·T, V]
+func (m *Model) Loss(ids, targets, mask *graph.Node, batch, ctx int, smoothing float64) *graph.Node {
+	logits := m.Logits(ids, batch, ctx) // [B·T, V]
 	return graph.SoftmaxCrossEntropy(logits, targets, mask, smoothing)
 }
 

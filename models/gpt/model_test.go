@@ -233,7 +233,7 @@ func TestGradients(t *testing.T) {
 	targets := randomIDs(4, batch*ctx, 257)
 	mask := []float64{1, 1, 0, 1, 1, 1, 1, 1, 0, 1}
 	build := func(m *Model, b *graph.Builder) (*graph.Node, error) {
-		loss := m.Loss(b, b.IntConstant("ids", ids, batch*ctx), b.IntConstant("targets", targets, batch*ctx),
+		loss := m.Loss(b.IntConstant("ids", ids, batch*ctx), b.IntConstant("targets", targets, batch*ctx),
 			b.Constant("mask", mask, batch*ctx), batch, ctx, 0.1)
 		return loss, b.Err()
 	}
@@ -294,7 +294,7 @@ func TestLossMatchesLogits(t *testing.T) {
 	targets := randomIDs(9, batch*ctx, 257)
 	mask := []float64{1, 0, 1, 1, 1, 0}
 	b := graph.NewBuilder(graph.Float64, 1)
-	loss := m.Loss(b, b.IntConstant("ids", ids, batch*ctx), b.IntConstant("t", targets, batch*ctx), b.Constant("mask", mask, batch*ctx), batch, ctx, eps)
+	loss := m.Loss(b.IntConstant("ids", ids, batch*ctx), b.IntConstant("t", targets, batch*ctx), b.Constant("mask", mask, batch*ctx), batch, ctx, eps)
 	prog, err := b.Compile(loss)
 	if err != nil {
 		t.Fatal(err)
@@ -335,7 +335,7 @@ func TestDropout(t *testing.T) {
 	ids := randomIDs(2, batch*ctx, 257)
 	run := func(seed uint64, training bool) []float64 {
 		b := graph.NewBuilder(graph.Float64, seed)
-		logits := m.Logits(b, b.IntConstant("ids", ids, batch*ctx), batch, ctx)
+		logits := m.Logits(b.IntConstant("ids", ids, batch*ctx), batch, ctx)
 		prog, err := b.Compile(nil, logits)
 		if err != nil {
 			t.Fatal(err)
@@ -368,18 +368,15 @@ func TestLogitsErrors(t *testing.T) {
 		build func(b *graph.Builder) *graph.Node
 		want  string
 	}{
-		{"context over BlockSize", func(b *graph.Builder) *graph.Node { return m.Logits(b, b.IntInput("ids", 14), 2, 7) },
+		{"context over BlockSize", func(b *graph.Builder) *graph.Node { return m.Logits(b.IntInput("ids", 14), 2, 7) },
 			"context 7 exceeds the model's BlockSize 6"},
-		{"ids shape", func(b *graph.Builder) *graph.Node { return m.Logits(b, b.IntInput("ids", 10), 2, 4) },
+		{"ids shape", func(b *graph.Builder) *graph.Node { return m.Logits(b.IntInput("ids", 10), 2, 4) },
 			"has shape [10], want [8]"},
-		{"zero batch", func(b *graph.Builder) *graph.Node { return m.Logits(b, b.IntInput("ids", 4), 0, 4) }, "batch 0"},
-		{"float ids", func(b *graph.Builder) *graph.Node { return m.Logits(b, b.Input("ids", 4), 1, 4) }, "not an integer input"},
-		{"other builder", func(b *graph.Builder) *graph.Node {
-			return m.Logits(b, graph.NewBuilder(graph.Float32, 1).IntInput("ids", 4), 1, 4)
-		}, "another builder"},
+		{"zero batch", func(b *graph.Builder) *graph.Node { return m.Logits(b.IntInput("ids", 4), 0, 4) }, "batch 0"},
+		{"float ids", func(b *graph.Builder) *graph.Node { return m.Logits(b.Input("ids", 4), 1, 4) }, "not an integer input"},
 		{"dtype", func(b *graph.Builder) *graph.Node {
 			b64 := graph.NewBuilder(graph.Float64, 1)
-			return m.Logits(b64, b64.IntInput("ids", 4), 1, 4)
+			return m.Logits(b64.IntInput("ids", 4), 1, 4)
 		}, "float32"},
 	}
 	for _, c := range cases {
@@ -397,7 +394,7 @@ func TestLogitsErrors(t *testing.T) {
 	}
 	// An id outside the vocabulary is a run error, not a panic.
 	b := graph.NewBuilder(graph.Float32, 1)
-	logits := m.Logits(b, b.IntConstant("ids", []int{1, 2, 300}, 3), 1, 3)
+	logits := m.Logits(b.IntConstant("ids", []int{1, 2, 300}, 3), 1, 3)
 	prog, err := b.Compile(nil, logits)
 	if err != nil {
 		t.Fatal(err)

@@ -96,7 +96,7 @@ func checkDoRAParity(t *testing.T, dt graph.DType, r *parityRef) {
 	n := r.batch * r.ctx
 	lossOf := func(m *Model, grads bool) (float64, []float64, *graph.Program) {
 		b := graph.NewBuilder(m.DType(), 1)
-		logits := m.Logits(b, b.IntConstant("ids", r.ids, n), r.batch, r.ctx)
+		logits := m.Logits(b.IntConstant("ids", r.ids, n), r.batch, r.ctx)
 		loss := graph.SoftmaxCrossEntropy(logits, b.IntConstant("targets", r.targets, n), b.Constant("mask", r.mask, n), r.smoothing)
 		prog, err := b.Compile(loss, logits)
 		if err != nil {

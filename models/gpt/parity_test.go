@@ -245,7 +245,7 @@ func checkParity(t *testing.T, m *Model, r *parityRef) {
 
 	b := graph.NewBuilder(m.DType(), 1)
 	ids := b.IntConstant("ids", r.ids, n)
-	logits := m.Logits(b, ids, r.batch, r.ctx)
+	logits := m.Logits(ids, r.batch, r.ctx)
 	loss := graph.SoftmaxCrossEntropy(logits, b.IntConstant("targets", r.targets, n), b.Constant("mask", r.mask, n), r.smoothing)
 	prog, err := b.Compile(loss, logits)
 	if err != nil {

@@ -1,6 +1,7 @@
 package gpt
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -48,6 +49,31 @@ type Tokenizer interface {
 	EOT() int                 // id of <|endoftext|>: 256 for bytes, 50256 for gpt2
 }
 
+// CheckedEncoder is a Tokenizer whose codec can fail: EncodeChecked returns
+// the codec's error, which Encode, having no error result, cannot. The
+// gpt2 tokenizer and the file tokenizers are CheckedEncoders; the bytes
+// tokenizer cannot fail and is not.
+type CheckedEncoder interface {
+	Tokenizer
+	EncodeChecked(text string) ([]int, error)
+}
+
+// EncodeText encodes text with t and returns the codec's error, if t's
+// codec can fail (see CheckedEncoder), rather than losing it. Library code
+// and programs that encode text they did not write use EncodeText.
+//
+// Encode of a CheckedEncoder whose codec fails returns nil: no ids, never
+// a silent substitute encoding and never a panic.
+func EncodeText(t Tokenizer, text string) ([]int, error) {
+	if t == nil {
+		return nil, errors.New("gpt: encode: nil tokenizer")
+	}
+	if c, ok := t.(CheckedEncoder); ok {
+		return c.EncodeChecked(text)
+	}
+	return t.Encode(text), nil
+}
+
 // NewTokenizer returns the tokenizer called name: "bytes" (ByteTokenizer) or
 // "gpt2" (GPT2Tokenizer). Any other name is an error that quotes it.
 func NewTokenizer(name string) (Tokenizer, error) {
@@ -67,12 +93,21 @@ func NewTokenizer(name string) (Tokenizer, error) {
 // "<|endoftext|>" becomes eot and the text between occurrences is encoded by
 // segment, so no token ever spans a document boundary.
 func splitEOT(ids []int, text string, eot int, segment func(ids []int, s string) []int) []int {
+	ids, _ = splitEOTChecked(ids, text, eot, func(ids []int, s string) ([]int, error) { return segment(ids, s), nil })
+	return ids
+}
+
+// splitEOTChecked is splitEOT with a segment encoder that can fail.
+func splitEOTChecked(ids []int, text string, eot int, segment func(ids []int, s string) ([]int, error)) ([]int, error) {
 	for {
 		i := strings.Index(text, endOfText)
 		if i < 0 {
 			return segment(ids, text)
 		}
-		ids = segment(ids, text[:i])
+		var err error
+		if ids, err = segment(ids, text[:i]); err != nil {
+			return nil, err
+		}
 		ids = append(ids, eot)
 		text = text[i+len(endOfText):]
 	}
@@ -215,13 +250,28 @@ func (t *gpt2Tokenizer) VocabSize() int { return gpt2Vocab }
 func (t *gpt2Tokenizer) EOT() int { return gpt2EOT }
 
 // Encode returns GPT-2's token ids for text; see GPT2Tokenizer for how
-// "<|endoftext|>" and invalid UTF-8 are treated.
+// "<|endoftext|>" and invalid UTF-8 are treated. It returns nil if the codec
+// fails (see EncodeChecked).
 func (t *gpt2Tokenizer) Encode(text string) []int {
+	ids, err := t.EncodeChecked(text)
+	if err != nil {
+		return nil
+	}
+	return ids
+}
+
+// EncodeChecked is Encode with the codec's error. The codec's only errors
+// are regexp2 match timeouts and backtracking stack overflows (and invalid
+// UTF-8 in strict mode, which is not set). There is no timeout, and the
+// generated matcher for GPT-2's pattern keeps no backtracking stack (every
+// loop backtracks by position), so none is expected; were one to happen it
+// is returned, not hidden behind a different encoding.
+func (t *gpt2Tokenizer) EncodeChecked(text string) ([]int, error) {
 	if !utf8.ValidString(text) {
 		text = strings.ToValidUTF8(text, replacementChar)
 	}
 	ids := make([]int, 0, len(text)/4+1) // English averages about 4 bytes a token
-	return splitEOT(ids, text, gpt2EOT, t.encodeSegment)
+	return splitEOTChecked(ids, text, gpt2EOT, t.encodeSegment)
 }
 
 // encodeSegment appends the BPE ids of s, which holds no "<|endoftext|>".
@@ -234,7 +284,7 @@ func (t *gpt2Tokenizer) Encode(text string) []int {
 // space, letter or digit) that no longer token contains either: both always
 // come out as one token each, in text order, and the stand-in tokens that
 // were DELs are turned back.
-func (t *gpt2Tokenizer) encodeSegment(ids []int, s string) []int {
+func (t *gpt2Tokenizer) encodeSegment(ids []int, s string) ([]int, error) {
 	if strings.IndexByte(s, delByte) < 0 {
 		return t.encodeBPE(ids, s)
 	}
@@ -250,7 +300,10 @@ func (t *gpt2Tokenizer) encodeSegment(ids []int, s string) []int {
 		}
 	}
 	start := len(ids)
-	ids = t.encodeBPE(ids, string(b))
+	ids, err := t.encodeBPE(ids, string(b))
+	if err != nil {
+		return nil, err
+	}
 	k := 0
 	for i := start; i < len(ids); i++ {
 		if ids[i] == int(t.byteIDs[delStandIn]) && k < len(wasDEL) {
@@ -260,32 +313,22 @@ func (t *gpt2Tokenizer) encodeSegment(ids []int, s string) []int {
 			k++
 		}
 	}
-	return ids
+	return ids, nil
 }
 
 // encodeBPE appends the ids the codec gives for s.
-func (t *gpt2Tokenizer) encodeBPE(ids []int, s string) []int {
+func (t *gpt2Tokenizer) encodeBPE(ids []int, s string) ([]int, error) {
 	if s == "" {
-		return ids
+		return ids, nil
 	}
 	got, _, err := t.codec.Encode(s)
 	if err != nil {
-		// The codec's only errors are regexp2 match timeouts and backtracking
-		// stack overflows (and invalid UTF-8 in strict mode, which is not
-		// set). There is no timeout, and the generated matcher for GPT-2's
-		// pattern keeps no backtracking stack (every loop backtracks by
-		// position), so this does not happen. Were it to, the text is still
-		// encoded losslessly, one byte token a byte, rather than dropped or
-		// turned into a panic.
-		for i := 0; i < len(s); i++ {
-			ids = append(ids, int(t.byteIDs[s[i]]))
-		}
-		return ids
+		return nil, fmt.Errorf("gpt: gpt2 tokenizer: encode %d bytes: %w", len(s), err)
 	}
 	for _, id := range got {
 		ids = append(ids, int(id))
 	}
-	return ids
+	return ids, nil
 }
 
 // piece returns the bytes of BPE token id, 0 <= id < 50256.

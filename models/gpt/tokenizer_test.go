@@ -3,7 +3,6 @@ package gpt
 import (
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -13,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"unicode/utf8"
-
-	"github.com/tiktoken-go/tokenizer"
 )
 
 // tokTestSeed seeds every random test in this file; a failure prints the case.
@@ -391,32 +388,6 @@ func TestGPT2Concurrent(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
-	}
-}
-
-// tokFailingCodec is a codec whose Encode always fails.
-type tokFailingCodec struct{ tokenizer.Codec }
-
-func (tokFailingCodec) Encode(string) ([]uint, []string, error) {
-	return nil, nil, errors.New("regexp2: maximum backtracking stack size exceeded")
-}
-
-// TestGPT2EncodeFallback checks the path for a codec error, which the real
-// codec never returns: the text is still encoded losslessly, a token a byte.
-func TestGPT2EncodeFallback(t *testing.T) {
-	tok := tokGPT2(t).(*gpt2Tokenizer)
-	broken := *tok
-	broken.codec = tokFailingCodec{tok.codec}
-	text := "héllo<|endoftext|>🎉"
-	ids := broken.Encode(text)
-	if len(ids) != len(text)-len(endOfText)+1 {
-		t.Fatalf("fallback Encode(%q) = %v: want one id a byte", text, ids)
-	}
-	if back := broken.Decode(ids); back != text {
-		t.Errorf("fallback Decode(Encode(%q)) = %q", text, back)
-	}
-	if ids[0] != tok.Encode("h")[0] || ids[6] != tok.EOT() {
-		t.Errorf("fallback Encode(%q) = %v", text, ids)
 	}
 }
 

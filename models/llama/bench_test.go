@@ -35,7 +35,7 @@ func newLoRAStep(tb testing.TB, preset string, batch, ctx int) *loraStep {
 	b := graph.NewBuilder(graph.Float32, 1)
 	ids := b.IntConstant("ids", randomIDs(1, n, cfg.VocabSize), n)
 	targets := b.IntConstant("targets", randomIDs(2, n, cfg.VocabSize), n)
-	prog, err := b.Compile(m.Loss(b, ids, targets, nil, batch, ctx, 0))
+	prog, err := b.Compile(m.Loss(ids, targets, nil, batch, ctx, 0))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -20,6 +20,8 @@ const (
 
 // Config is the shape of a Llama-family decoder. Hugging Face's config.json
 // names are given in brackets; ReadConfig documents how they are read.
+// The zero Config is not a model (it has no layers): New reports the
+// first size that is missing. Start from a preset or ReadConfig.
 type Config struct {
 	// Arch is the architecture [model_type]: ArchLlama, ArchMistral,
 	// ArchQwen2 or ArchQwen3. It fixes which options a checkpoint of it can

@@ -38,7 +38,7 @@ func ExampleNew() {
 	}
 	b := graph.NewBuilder(graph.Float32, 1)
 	ids := b.IntConstant("ids", []int{72, 105, 33, 256}, 4) // one sequence of 4 byte ids
-	logits := m.Logits(b, ids, 1, 4)
+	logits := m.Logits(ids, 1, 4)
 	prog, err := b.Compile(nil, logits)
 	if err != nil {
 		log.Fatal(err)

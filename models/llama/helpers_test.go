@@ -72,7 +72,7 @@ func runLogits(t testing.TB, m *Model, ids []int, batch, ctx int) []float64 {
 	t.Helper()
 	b := graph.NewBuilder(m.DType(), 1)
 	in := b.IntInput("ids", batch*ctx)
-	logits := m.Logits(b, in, batch, ctx)
+	logits := m.Logits(in, batch, ctx)
 	prog, err := b.Compile(nil, logits)
 	if err != nil {
 		t.Fatal(err)

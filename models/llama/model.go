@@ -39,6 +39,8 @@ type Model struct {
 	tokens  nn.Layer             // the token lookup: Embed, or a wrapper
 	head    nn.Layer             // the untied head: LMHead, or a wrapper
 	base    map[string]nn.Layer  // the layers New made, by path
+
+	recompute int // activation recomputation: blocks per checkpoint (0: none)
 }
 
 // Block is one decoder layer, model.layers.{i}:
@@ -345,19 +347,15 @@ func (m *Model) replaced() []string { return nn.Replaced(m.Layers(), m.base) }
 // ctx beyond ContextSize (MaxPositions, or a Mistral sliding window), or ids
 // of another shape, gives a failed node whose error says so (graph's error
 // rules).
-func (m *Model) Logits(b *graph.Builder, ids *graph.Node, batch, ctx int) *graph.Node {
+func (m *Model) Logits(ids *graph.Node, batch, ctx int) *graph.Node {
 	if err := ids.Err(); err != nil {
 		return ids
 	}
-	if b == nil {
-		b = ids.Builder()
-	}
+	b := ids.Builder()
 	fail := func(format string, args ...any) *graph.Node {
 		return b.Fail(fmt.Errorf("llama: logits: "+format, args...))
 	}
 	switch {
-	case ids.Builder() != b:
-		return fail("ids belong to another builder")
 	case batch <= 0 || ctx <= 0:
 		return fail("batch %d and context %d, want both > 0", batch, ctx)
 	case m.cfg.SlidingWindow > 0 && ctx > m.cfg.SlidingWindow:
@@ -374,9 +372,13 @@ func (m *Model) Logits(b *graph.Builder, ids *graph.Node, batch, ctx int) *graph
 	}
 	p := b.IntConstant("positions", pos, batch*ctx)
 	x := m.tokens.Forward(ids) // [B·T, d]
-	for _, blk := range m.Blocks {
-		x = blk.Forward(x, p, batch) // [B·T, d]
-	}
+	x = nn.Blocks(x, len(m.Blocks), m.recompute, func(i int, x *graph.Node) *graph.Node {
+		pp := p
+		if xb := x.Builder(); xb != b { // inside a checkpoint: its own positions
+			pp = xb.IntConstant("positions", pos, batch*ctx)
+		}
+		return m.Blocks[i].Forward(x, pp, batch) // [B·T, d]
+	})
 	return m.Head(x) // [B·T, V]
 }
 
@@ -384,8 +386,8 @@ func (m *Model) Logits(b *graph.Builder, ids *graph.Node, batch, ctx int) *graph
 // targets (an integer node [batch·ctx]), with row weights mask (a float node
 // [batch·ctx], or nil for all ones) and label smoothing ε (see
 // graph.SoftmaxCrossEntropy). The result is a scalar node.
-func (m *Model) Loss(b *graph.Builder, ids, targets, mask *graph.Node, batch, ctx int, smoothing float64) *graph.Node {
-	logits := m.Logits(b, ids, batch, ctx) // [B·T, V]
+func (m *Model) Loss(ids, targets, mask *graph.Node, batch, ctx int, smoothing float64) *graph.Node {
+	logits := m.Logits(ids, batch, ctx) // [B·T, V]
 	return graph.SoftmaxCrossEntropy(logits, targets, mask, smoothing)
 }
 
@@ -407,4 +409,16 @@ func (m *Model) Head(x *graph.Node) *graph.Node {
 		return m.head.Forward(h) // [N, d]·[d, V]
 	}
 	return graph.LinearT(h, x.Builder().Param(m.Embed.Weight), nil) // [N, d]·[V, d]ᵀ → [N, V]
+}
+
+// SetRecompute makes graphs built from now on keep only the input of every
+// every-th block and recompute the blocks' activations in the backward
+// pass (see nn.Blocks and graph.Checkpoint); 0 turns it off. Gradients are
+// bit for bit the same.
+func (m *Model) SetRecompute(every int) error {
+	if every < 0 {
+		return fmt.Errorf("llama: recompute every %d blocks, want ≥ 0", every)
+	}
+	m.recompute = every
+	return nil
 }

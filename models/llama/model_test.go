@@ -218,7 +218,7 @@ func TestLogitsErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			b := graph.NewBuilder(graph.Float32, 1)
-			y := m.Logits(b, b.IntInput("ids", c.n), c.batch, c.ctx)
+			y := m.Logits(b.IntInput("ids", c.n), c.batch, c.ctx)
 			if y.Err() == nil || !strings.Contains(y.Err().Error(), c.want) {
 				t.Fatalf("error %v, want it to contain %q", y.Err(), c.want)
 			}
@@ -226,7 +226,7 @@ func TestLogitsErrors(t *testing.T) {
 	}
 	l, _ := New(tinyConfig(ArchLlama), graph.Float32)
 	b := graph.NewBuilder(graph.Float32, 1)
-	if y := l.Logits(b, b.IntInput("ids", 17), 1, 17); y.Err() == nil || !strings.Contains(y.Err().Error(), "max_position_embeddings 16") {
+	if y := l.Logits(b.IntInput("ids", 17), 1, 17); y.Err() == nil || !strings.Contains(y.Err().Error(), "max_position_embeddings 16") {
 		t.Errorf("beyond max_position_embeddings: %v", y.Err())
 	}
 	if m.ContextSize() != 8 || l.ContextSize() != 16 {
@@ -244,7 +244,7 @@ func TestGradients(t *testing.T) {
 			ids := randomIDs(4, batch*ctx, 37)
 			targets := randomIDs(5, batch*ctx, 37)
 			res, err := graph.CheckGradients(func(b *graph.Builder) (*graph.Node, error) {
-				loss := m.Loss(b, b.IntConstant("ids", ids, batch*ctx), b.IntConstant("targets", targets, batch*ctx), nil, batch, ctx, 0.1)
+				loss := m.Loss(b.IntConstant("ids", ids, batch*ctx), b.IntConstant("targets", targets, batch*ctx), nil, batch, ctx, 0.1)
 				return loss, b.Err()
 			}, m.BaseParams(), graph.GradCheckOptions{MaxElems: 6, Seed: 1})
 			if err != nil {

@@ -133,7 +133,7 @@ func checkLlamaParity(t *testing.T, name string, dt graph.DType, r *llamaRef) {
 	lm.MergeEmbeddings = !m.Config().TieEmbeddings
 	paths, _ := lm.Paths(lora.DefaultAdapter)
 	b := graph.NewBuilder(dt, 1)
-	logits := m.Logits(b, b.IntConstant("ids", r.ids, n), r.batch, r.ctx)
+	logits := m.Logits(b.IntConstant("ids", r.ids, n), r.batch, r.ctx)
 	loss := graph.SoftmaxCrossEntropy(logits, b.IntConstant("targets", r.targets, n), b.Constant("mask", r.mask, n), r.smoothing)
 	prog, err := b.Compile(loss, logits)
 	if err != nil {
@@ -175,7 +175,7 @@ func checkLlamaParity(t *testing.T, name string, dt graph.DType, r *llamaRef) {
 		t.Fatal(err)
 	}
 	b2 := graph.NewBuilder(dt, 1)
-	logits2 := m.Logits(b2, b2.IntConstant("ids", r.ids, n), r.batch, r.ctx)
+	logits2 := m.Logits(b2.IntConstant("ids", r.ids, n), r.batch, r.ctx)
 	loss2 := graph.SoftmaxCrossEntropy(logits2, b2.IntConstant("targets", r.targets, n), b2.Constant("mask", r.mask, n), r.smoothing)
 	merged, err := b2.Compile(nil, logits2, loss2)
 	if err != nil {

@@ -47,8 +47,10 @@ const (
 // except one whose path ends in "lm_head" (PEFT's "all-linear").
 const AllLinear = "all-linear"
 
-// Config describes one adapter. The zero value of every field but Targets
-// (or TargetRegex) has a documented default; Validate reports what is wrong.
+// Config describes one adapter. Every field's zero value has a documented
+// default, so the zero Config is usable: r = 8, α = 8 on every linear layer
+// but an lm_head (AllLinear), plain LoRA initialised as loralib and PEFT do,
+// no dropout and no biases trained. Validate reports what is wrong.
 // Field names follow PEFT's LoraConfig, whose JSON keys are given.
 type Config struct {
 	// R is the rank r ≥ 1 of every update ("r"; default 8). A fused target
@@ -82,7 +84,8 @@ type Config struct {
 	//     whose layout has a part q ("q","v" is "c_attn[q,v]" on GPT-2);
 	//   - "all-linear" (AllLinear): every *nn.Linear except an lm_head.
 	//
-	// An entry that matches nothing is an error naming it.
+	// An entry that matches nothing is an error naming it. Empty Targets
+	// and TargetRegex mean AllLinear.
 	Targets []string
 	// TargetRegex, instead of Targets, selects the layers whose path (or
 	// KeyPrefix + path) the regular expression matches in full (PEFT's
@@ -169,6 +172,9 @@ func (c Config) withDefaults() Config {
 	if c.TaskType == "" {
 		c.TaskType = "CAUSAL_LM"
 	}
+	if len(c.Targets) == 0 && c.TargetRegex == "" {
+		c.Targets = []string{AllLinear}
+	}
 	return c
 }
 
@@ -183,8 +189,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("lora: config: alpha = %v, want a finite α > 0", c.Alpha)
 	case !(c.Dropout >= 0 && c.Dropout < 1):
 		return fmt.Errorf("lora: config: dropout = %v, want 0 ≤ p < 1", c.Dropout)
-	case len(c.Targets) == 0 && c.TargetRegex == "":
-		return errors.New("lora: config: no targets (set Targets or TargetRegex)")
 	case len(c.Targets) > 0 && c.TargetRegex != "":
 		return errors.New("lora: config: set Targets or TargetRegex, not both")
 	}

@@ -67,7 +67,6 @@ func TestConfigValidate(t *testing.T) {
 		{"alpha", func(c *lora.Config) { c.Alpha = math.Inf(1) }},
 		{"alpha", func(c *lora.Config) { c.Alpha = -2 }},
 		{"dropout", func(c *lora.Config) { c.Dropout = 1 }},
-		{"no targets", func(c *lora.Config) { c.Targets = nil }},
 		{"not both", func(c *lora.Config) { c.TargetRegex = ".*" }},
 		{"bias", func(c *lora.Config) { c.Bias = "some" }},
 		{"init", func(c *lora.Config) { c.Init = "loftq" }},

@@ -21,7 +21,8 @@
 //	host := …                                  // any nn.Host, e.g. a GPT-2
 //	m, err := lora.Inject(host, lora.PaperGPT2()) // r=4, α=32 on q and v
 //	fmt.Println(m.Report())                    // trainable params: … || all params: … || trainable%: …
-//	// build graphs from host, train the parameters whose Trainable is set
+//	tr, err := trainers.New(host, cfg)          // train the host: Inject changed it in place
+//	an, err := m.Analyze("h.0.attn.c_attn", "q", lora.DefaultAdapter) // ΔW of part q, as plain values
 //	err = m.Save("adapter", lora.DefaultAdapter) // adapter_config.json + adapter_model.safetensors
 //	err = m.Merge()                            // W ← W + s·A·B: no extra cost at inference
 //

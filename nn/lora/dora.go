@@ -25,6 +25,15 @@ import (
 // node w (the table for an embedding).
 func (ad *Adapter) doraScale(w *graph.Node) *graph.Node {
 	b := w.Builder()
+	if w.Quantized() {
+		// the same norms, read from the quantized weight tile by tile
+		ds, offs := make([]*graph.Node, len(ad.Slices)), make([]int, len(ad.Slices))
+		for i, s := range ad.Slices {
+			ds[i] = graph.Scale(graph.MatMul(b.Param(s.A), b.Param(s.B), false, false), ad.Scale)
+			offs[i] = s.Offset
+		}
+		return graph.Div(b.Param(ad.Magnitude), graph.Detach(graph.QuantColNorms(w, ds, offs)))
+	}
 	v := w // [in, out]
 	for _, s := range ad.Slices {
 		d := graph.Scale(graph.MatMul(b.Param(s.A), b.Param(s.B), false, false), ad.Scale) // s·A·B [in, w]

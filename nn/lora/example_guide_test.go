@@ -377,8 +377,8 @@ func ExampleConfig() {
 }
 
 func ExampleConfig_Validate() {
-	fmt.Println(lora.Config{R: 8}.Validate() != nil) // no targets
-	fmt.Println(lora.Config{Targets: []string{"c_attn"}}.Validate())
+	fmt.Println(lora.Config{R: -1}.Validate() != nil) // rank < 1
+	fmt.Println(lora.Config{}.Validate())             // the zero Config: r = 8, α = 8 on all-linear
 	// Output:
 	// true
 	// <nil>

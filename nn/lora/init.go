@@ -33,6 +33,9 @@ func initAdapter(ad *Adapter, p *layerPlan, mode InitMode, rng *rand.Rand) ([]fl
 		}
 		return nil, nil
 	case InitPiSSA:
+		if q := p.weight(); q.Quantized() != nil {
+			return nil, fmt.Errorf("PiSSA rewrites the base weight, which is held at %v (initialise on a float base, then quantize)", q.Precision())
+		}
 		w := p.weight().Values()
 		for _, s := range ad.Slices {
 			if err := pissa(ad, s, w, in, out); err != nil {

@@ -128,6 +128,13 @@ func NewModel(host nn.Host) (*Model, error) {
 // for embeddings), so the model computes exactly what the base model
 // computes until A and B are trained. On error the host is left exactly as
 // it was.
+//
+// Which handle to train: the host. Inject changes host in place, so host
+// (a *gpt.Model, say) is what you build graphs from and hand to
+// trainers.New; its trainable parameters are now exactly the adapter's
+// (Model.TrainableParams lists the same ones). The returned *Model is the
+// handle for the adapters themselves: Report, Save, Merge, SetActive,
+// DeltaW and Analyze.
 func Inject(host nn.Host, cfg Config) (*Model, error) {
 	m, err := NewModel(host)
 	if err != nil {

@@ -33,6 +33,11 @@ func (m *Model) Merge() error {
 			}
 		}
 	}
+	for path, w := range m.byPath {
+		if p := w.weight(); p.Quantized() != nil && w.state().Adapter(m.active) != nil {
+			return fmt.Errorf("lora: merge: %s's base weight is held at %v; merge on a float base: load the base in f32, load the adapter file on it, then merge (or Dequantize the weight first)", path, p.Precision())
+		}
+	}
 	for _, w := range m.byPath {
 		s := w.state()
 		if ad := s.Adapter(m.active); ad != nil {
