@@ -3,6 +3,9 @@ package nn
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/golora/golora/graph"
 )
@@ -33,6 +36,20 @@ func Collect(ms ...Module) []*graph.Param {
 	var out []*graph.Param
 	for _, m := range ms {
 		out = append(out, m.Params()...)
+	}
+	return out
+}
+
+// Unique returns ps without repeats, each parameter where it first appears
+// (a tied weight that two modules report is listed once).
+func Unique(ps []*graph.Param) []*graph.Param {
+	seen := make(map[*graph.Param]bool, len(ps))
+	out := ps[:0:0]
+	for _, p := range ps {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
 	}
 	return out
 }
@@ -259,4 +276,37 @@ type Host interface {
 	// SetLayer puts l at path, replacing what was there; an unknown path is an
 	// error.
 	SetLayer(path string, l Layer) error
+}
+
+// SplitLayerPath parses prefix + "{i}.{field}", the path of a replaceable
+// layer inside block i ("h.3.attn.c_attn" with prefix "h."): i must be
+// written in canonical decimal and be below blocks, and field must be one of
+// fields. ok is false for any other path. Hosts use it in SetLayer.
+func SplitLayerPath(path, prefix string, blocks int, fields []string) (i int, field string, ok bool) {
+	rest, ok := strings.CutPrefix(path, prefix)
+	if !ok {
+		return 0, "", false
+	}
+	num, field, ok := strings.Cut(rest, ".")
+	if !ok {
+		return 0, "", false
+	}
+	i, err := strconv.Atoi(num)
+	if err != nil || i < 0 || i >= blocks || strconv.Itoa(i) != num || !slices.Contains(fields, field) {
+		return 0, "", false
+	}
+	return i, field, true
+}
+
+// Replaced lists, in the order of layers, the paths whose layer is no longer
+// base[path], the layer the host was built with: the layers SetLayer
+// replaced (by LoRA injection, say).
+func Replaced(layers []NamedLayer, base map[string]Layer) []string {
+	var out []string
+	for _, l := range layers {
+		if l.Layer != base[l.Path] {
+			out = append(out, l.Path)
+		}
+	}
+	return out
 }

@@ -280,3 +280,58 @@ func TestLlamaModuleNamesAndShapes(t *testing.T) {
 		t.Errorf("3 key/value heads for 4 heads: %v", y.Err())
 	}
 }
+
+func TestSplitLayerPath(t *testing.T) {
+	fields := []string{"attn.c_attn", "mlp.c_fc"}
+	cases := []struct {
+		path  string
+		i     int
+		field string
+		ok    bool
+	}{
+		{"h.0.attn.c_attn", 0, "attn.c_attn", true},
+		{"h.2.mlp.c_fc", 2, "mlp.c_fc", true},
+		{"h.3.mlp.c_fc", 0, "", false},  // only 3 blocks
+		{"h.01.mlp.c_fc", 0, "", false}, // not canonical
+		{"h.-1.mlp.c_fc", 0, "", false},
+		{"h.1.mlp.c_proj", 0, "", false}, // not a listed field
+		{"x.1.mlp.c_fc", 0, "", false},
+		{"h.1", 0, "", false},
+		{"wte", 0, "", false},
+	}
+	for _, c := range cases {
+		i, field, ok := SplitLayerPath(c.path, "h.", 3, fields)
+		if i != c.i || field != c.field || ok != c.ok {
+			t.Errorf("SplitLayerPath(%q) = %d, %q, %v; want %d, %q, %v", c.path, i, field, ok, c.i, c.field, c.ok)
+		}
+	}
+}
+
+func TestReplaced(t *testing.T) {
+	a := NewLinear("a", graph.Float64, 2, 2, false)
+	b := NewLinear("b", graph.Float64, 2, 2, false)
+	c := NewLinear("c", graph.Float64, 2, 2, false)
+	base := map[string]Layer{"a": a, "b": b}
+	layers := []NamedLayer{{Path: "a", Layer: a}, {Path: "b", Layer: c}}
+	if got := Replaced(layers, base); len(got) != 1 || got[0] != "b" {
+		t.Errorf("Replaced = %v, want [b]", got)
+	}
+	if got := Replaced(layers[:1], base); got != nil {
+		t.Errorf("Replaced with nothing replaced = %v", got)
+	}
+}
+
+func TestUnique(t *testing.T) {
+	a, b, c := graph.NewParam("a", graph.Float64, 1), graph.NewParam("b", graph.Float64, 1), graph.NewParam("c", graph.Float64, 1)
+	in := []*graph.Param{b, a, b, c, a}
+	got := Unique(in)
+	if len(got) != 3 || got[0] != b || got[1] != a || got[2] != c {
+		t.Errorf("Unique(b a b c a) = %v, want b a c", got)
+	}
+	if in[1] != a || in[2] != b {
+		t.Error("Unique changed its input")
+	}
+	if Unique(nil) != nil {
+		t.Error("Unique(nil) is not nil")
+	}
+}

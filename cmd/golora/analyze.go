@@ -75,11 +75,7 @@ func runAnalyze(c *cli, args []string) error {
 	f.StringVar(&base, "base", "", "base model folder `MODEL_DIR`, for the amplification factor")
 	f.IntVar(&top, "top", 4, "singular values to print per update (all with --json)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
 	}
 	if len(dirs) == 0 || len(dirs) > 2 {
@@ -273,11 +269,11 @@ func analyzeAdapter(lm *lora.Model, name, dir string, withBase bool) (adapterRep
 
 // sliceDelta is s·A·B of one slice: [in, r]·[r, w] → [in, w].
 func sliceDelta(scale float64, s lora.Slice) (*mat.Dense, error) {
-	a, err := lora.ParamMatrix(s.A)
+	a, err := graph.ParamMatrix(s.A)
 	if err != nil {
 		return nil, err
 	}
-	b, err := lora.ParamMatrix(s.B)
+	b, err := graph.ParamMatrix(s.B)
 	if err != nil {
 		return nil, err
 	}
@@ -295,9 +291,9 @@ func baseWeight(m baseModel, path string) (*mat.Dense, error) {
 	}
 	switch l := l.(type) {
 	case *nn.Linear:
-		return lora.ParamMatrix(l.Weight)
+		return graph.ParamMatrix(l.Weight)
 	case *nn.Embedding:
-		return lora.ParamMatrix(l.Weight)
+		return graph.ParamMatrix(l.Weight)
 	}
 	return nil, fmt.Errorf("layer %s: no weight matrix", path)
 }
@@ -324,11 +320,11 @@ func similarity(lm *lora.Model, a, b string) ([]similarityItem, error) {
 				if sa.Part != sb.Part {
 					continue
 				}
-				ma, err := lora.ParamMatrix(sa.A)
+				ma, err := graph.ParamMatrix(sa.A)
 				if err != nil {
 					return nil, err
 				}
-				mb, err := lora.ParamMatrix(sb.A)
+				mb, err := graph.ParamMatrix(sb.A)
 				if err != nil {
 					return nil, err
 				}

@@ -43,11 +43,7 @@ func runBench(c *cli, args []string) error {
 	f.IntVar(&shape.vocab, "vocab", 0, "override the vocabulary (0: theirs)")
 	pf.register(f)
 	pf.registerRecompute(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
 	}
 	if err := pf.check(); err != nil {

@@ -264,11 +264,7 @@ func runChat(c *cli, args []string) error {
 	f.IntVar(&topK, "top-k", 0, "sample only among the K most likely tokens")
 	f.Float64Var(&topP, "top-p", 0, "sample only among the most likely tokens whose probability reaches P")
 	f.Uint64Var(&seed, "seed", 1, "seed of the sampler")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
 	}
 	setByFlag := map[string]bool{}

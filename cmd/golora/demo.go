@@ -27,11 +27,7 @@ func runDemo(c *cli, args []string) error {
 	f.BoolVar(&asJSON, "json", false, "print metrics.json to stdout instead of the summary")
 	f.BoolVar(&quiet, "quiet", false, "no progress output")
 	f.BoolVar(&quick, "quick", false, hidden+"a seconds-long run on less text and fewer steps (tests)")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
 	}
 	if err := guardOutputs([]flagPath{{"out", out}}, []flagPath{{"goroot", goroot}}); err != nil {
@@ -63,7 +59,7 @@ func runDemo(c *cli, args []string) error {
 	defer stop()
 	start := time.Now()
 	var res *experiments.DemoResult
-	err = atomicfile.ReplaceDir(out, func(tmp string) error {
+	err := atomicfile.ReplaceDir(out, func(tmp string) error {
 		var err error
 		if res, err = experiments.RunDemo(ctx, cfg, tmp); err != nil {
 			return err

@@ -50,11 +50,7 @@ func runEval(c *cli, args []string) error {
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	var pf precisionFlags
 	pf.register(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
 	}
 	if err := pf.check(); err != nil {
@@ -174,11 +170,7 @@ func runMerge(c *cli, args []string) error {
 	f.StringVar(&base, "base", "", "`MODEL_DIR`: base model folder")
 	f.StringVar(&adapter, "adapter", "", "`ADAPTER_DIR`: adapter folder")
 	f.StringVar(&out, "out", "", "`MODEL_DIR`: model folder to write")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
 	}
 	if err := need("base", base); err != nil {
@@ -243,11 +235,7 @@ func runTokenize(c *cli, args []string) error {
 	f.BoolVar(&asJSON, "json", false, "print a JSON array (with --chat: one {\"line\", \"ids\", \"mask\"} object per conversation)")
 	var tc tokenizeChat // --chat and its flags (tokenize_chat.go)
 	tc.register(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
 	}
 	if tc.file != "" {

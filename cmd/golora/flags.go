@@ -57,6 +57,16 @@ func (f *flags) parse(args []string) ([]string, error) {
 	}
 }
 
+// parseNone parses args for a subcommand that takes no positional
+// arguments: parse, then noArgs.
+func (f *flags) parseNone(args []string) error {
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	return f.noArgs(pos)
+}
+
 // noArgs rejects positional arguments.
 func (f *flags) noArgs(pos []string) error {
 	if len(pos) > 0 {

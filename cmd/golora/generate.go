@@ -46,11 +46,7 @@ func runGenerate(c *cli, args []string) error {
 	f.StringVar(&chatTemplate, "chat-template", "", "with --chat: Jinja chat template `FILE` instead of the model's")
 	var pf precisionFlags
 	pf.register(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
 	}
 	if err := pf.check(); err != nil {

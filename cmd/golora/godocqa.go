@@ -21,11 +21,7 @@ func runGoDocQA(c *cli, args []string) error {
 	f.StringVar(&pkgs, "packages", "", "comma-separated standard-library import paths (default: "+strings.Join(experiments.GoDocPackages(), ",")+")")
 	f.IntVar(&maxConv, "max", 0, "most conversations (0: all)")
 	f.Uint64Var(&seed, "seed", 1, "seed of the wording, grouping and order")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
 	}
 	if err := need("out", out); err != nil {

@@ -40,11 +40,7 @@ func runPretrain(c *cli, args []string) error {
 	f.Float64Var(&dropout, "dropout", -1, "embedding, residual and attention dropout, GPT-2 only (-1: the preset's)")
 	f.StringVar(&out, "out", "", "`MODEL_DIR`: model folder to write")
 	t.register(f, "(default 1e-3)")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
 	}
 	shape, err := pretrainShape(arch, preset, layers, heads, embd, blockSize, dropout)
@@ -119,11 +115,7 @@ func runFinetune(c *cli, args []string) error {
 	pf.register(f)
 	pf.registerRecompute(f)
 	t.register(f, "(default 1e-3 for LoRA, 2e-4 with --full)")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
 	}
 	if err := pf.check(); err != nil {
@@ -133,6 +125,7 @@ func runFinetune(c *cli, args []string) error {
 		return usagef("--base-precision %v: --full trains the base weights, which stay float32; a quantized base is for LoRA", pf.prec)
 	}
 	var lc lora.Config
+	var err error
 	if !full {
 		if lc, err = loraFlags(rank, alpha, loraDropout, defaultIfUnset(f, "targets", targets, "q,v"), bias, init, rslora); err != nil {
 			return err

@@ -1,15 +1,13 @@
 package gpt
 
 import (
-	"bufio"
 	"math"
-	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/golora/golora/graph"
+	"github.com/golora/golora/internal/benchutil"
 	"github.com/golora/golora/nn/lora"
 )
 
@@ -65,24 +63,6 @@ func (s *gpt2Step) sgd(tb testing.TB, lr float32) float64 {
 	return s.prog.Loss()
 }
 
-// peakRSS returns the process's peak resident set size in bytes (VmHWM in
-// /proc/self/status), or 0 where that file does not exist.
-func peakRSS() int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
 // TestGPT2SmallLoRAStep builds GPT-2 small (124M parameters, float32),
 // injects the paper's q,v LoRA and takes one SGD step on a 1×256 batch: only
 // the 147,456 LoRA parameters train, and the loss on the batch goes down.
@@ -111,7 +91,7 @@ func TestGPT2SmallLoRAStep(t *testing.T) {
 	if !(after < before) {
 		t.Errorf("loss %v after one step, %v before", after, before)
 	}
-	t.Logf("loss %.6f → %.6f; peak RSS %.2f GB", before, after, float64(peakRSS())/(1<<30))
+	t.Logf("loss %.6f → %.6f; peak RSS %.2f GB", before, after, benchutil.PeakRSSMiB()/1024)
 }
 
 // BenchmarkGPT2SmallLoRA times one training step (forward, backward, SGD
@@ -132,7 +112,7 @@ func BenchmarkGPT2SmallLoRA(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.N*batch*256)/b.Elapsed().Seconds(), "tokens/s")
-			b.ReportMetric(float64(peakRSS())/(1<<20), "peakRSS-MB")
+			b.ReportMetric(benchutil.PeakRSSMiB(), "peakRSS-MB")
 			var ms runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&ms)

@@ -3,11 +3,11 @@ package gpt
 import (
 	"errors"
 	"fmt"
-	"github.com/golora/golora/tokenizer"
 	"math"
 	"math/rand/v2"
 	"strconv"
-	"strings"
+
+	"github.com/golora/golora/tokenizer"
 
 	"github.com/golora/golora/graph"
 	"github.com/golora/golora/nn"
@@ -175,27 +175,12 @@ func (m *Model) BaseParams() []*graph.Param {
 // layers report them (LoRA wrappers add their A and B), and ln_f. Without
 // wrappers it equals BaseParams. A trainer updates those that are Trainable.
 func (m *Model) Params() []*graph.Param {
-	seen := map[*graph.Param]bool{}
-	var ps []*graph.Param
-	add := func(more ...*graph.Param) {
-		for _, p := range more {
-			if !seen[p] {
-				seen[p] = true
-				ps = append(ps, p)
-			}
-		}
-	}
-	add(m.tokens.Params()...)
-	add(m.WTE.Weight) // the LM head's weight, whatever the lookup reports
-	add(m.WPE.Weight)
+	ps := append([]*graph.Param(nil), m.tokens.Params()...)
+	ps = append(ps, m.WTE.Weight, m.WPE.Weight) // WTE: the LM head's weight, whatever the lookup reports
 	for _, blk := range m.H {
-		add(blk.Ln1.Params()...)
-		add(blk.Attn.Params()...)
-		add(blk.Ln2.Params()...)
-		add(blk.MLP.Params()...)
+		ps = append(ps, nn.Collect(blk.Ln1, blk.Attn, blk.Ln2, blk.MLP)...)
 	}
-	add(m.LnF.Params()...)
-	return ps
+	return nn.Unique(append(ps, m.LnF.Params()...))
 }
 
 // Layers lists the layers LoRA can wrap, in this order: "wte" (the token
@@ -255,38 +240,20 @@ func (m *Model) BaseLayer(path string) (nn.Layer, error) {
 	return l, nil
 }
 
+// blockFields are the replaceable layers of a block, by path inside it.
+var blockFields = []string{"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"}
+
 // splitPath parses "h.{i}.{field}" for a replaceable field.
 func (m *Model) splitPath(path string) (int, string, error) {
-	bad := fmt.Errorf("unknown layer path %q (want \"wte\" or h.{i}.attn.c_attn, h.{i}.attn.c_proj, h.{i}.mlp.c_fc, h.{i}.mlp.c_proj with i < %d)", path, m.cfg.NLayer)
-	rest, ok := strings.CutPrefix(path, "h.")
+	i, field, ok := nn.SplitLayerPath(path, "h.", len(m.H), blockFields)
 	if !ok {
-		return 0, "", bad
+		return 0, "", fmt.Errorf("unknown layer path %q (want \"wte\" or h.{i}.attn.c_attn, h.{i}.attn.c_proj, h.{i}.mlp.c_fc, h.{i}.mlp.c_proj with i < %d)", path, m.cfg.NLayer)
 	}
-	num, field, ok := strings.Cut(rest, ".")
-	if !ok {
-		return 0, "", bad
-	}
-	i, err := strconv.Atoi(num)
-	if err != nil || i < 0 || i >= len(m.H) || strconv.Itoa(i) != num {
-		return 0, "", bad
-	}
-	switch field {
-	case "attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj":
-		return i, field, nil
-	}
-	return 0, "", bad
+	return i, field, nil
 }
 
 // replaced lists the paths whose layer is not the one New made.
-func (m *Model) replaced() []string {
-	var out []string
-	for _, l := range m.Layers() {
-		if l.Layer != m.base[l.Path] {
-			out = append(out, l.Path)
-		}
-	}
-	return out
-}
+func (m *Model) replaced() []string { return nn.Replaced(m.Layers(), m.base) }
 
 // Logits builds the forward pass for batch sequences of ctx tokens:
 // ids is an integer node [batch·ctx] (sequence b's token t at row b·ctx + t)

@@ -221,29 +221,16 @@ func (m *Model) linearWeights() map[*graph.Param]bool {
 // wrappers add their A and B), model.norm and the head. Without wrappers
 // it equals BaseParams. A trainer updates those that are Trainable.
 func (m *Model) Params() []*graph.Param {
-	seen := map[*graph.Param]bool{}
-	var ps []*graph.Param
-	add := func(more ...*graph.Param) {
-		for _, p := range more {
-			if !seen[p] {
-				seen[p] = true
-				ps = append(ps, p)
-			}
-		}
-	}
-	add(m.tokens.Params()...)
-	add(m.Embed.Weight) // a tied head's weight, whatever the lookup reports
+	ps := append([]*graph.Param(nil), m.tokens.Params()...)
+	ps = append(ps, m.Embed.Weight) // a tied head's weight, whatever the lookup reports
 	for _, blk := range m.Blocks {
-		add(blk.InputNorm.Params()...)
-		add(blk.Attn.Params()...)
-		add(blk.PostNorm.Params()...)
-		add(blk.MLP.Params()...)
+		ps = append(ps, nn.Collect(blk.InputNorm, blk.Attn, blk.PostNorm, blk.MLP)...)
 	}
-	add(m.Norm.Params()...)
+	ps = append(ps, m.Norm.Params()...)
 	if m.head != nil {
-		add(m.head.Params()...)
+		ps = append(ps, m.head.Params()...)
 	}
-	return ps
+	return nn.Unique(ps)
 }
 
 // Layers lists the layers LoRA can wrap, in this order:
@@ -343,37 +330,15 @@ func (m *Model) pathError(path string) string {
 
 // splitPath parses "model.layers.{i}.{field}" for a replaceable field.
 func (m *Model) splitPath(path string) (int, string, error) {
-	bad := errors.New(m.pathError(path))
-	rest, ok := strings.CutPrefix(path, "model.layers.")
+	i, field, ok := nn.SplitLayerPath(path, "model.layers.", len(m.Blocks), projections)
 	if !ok {
-		return 0, "", bad
+		return 0, "", errors.New(m.pathError(path))
 	}
-	num, field, ok := strings.Cut(rest, ".")
-	if !ok {
-		return 0, "", bad
-	}
-	i, err := strconv.Atoi(num)
-	if err != nil || i < 0 || i >= len(m.Blocks) || strconv.Itoa(i) != num {
-		return 0, "", bad
-	}
-	for _, p := range projections {
-		if field == p {
-			return i, field, nil
-		}
-	}
-	return 0, "", bad
+	return i, field, nil
 }
 
 // replaced lists the paths whose layer is not the one New made.
-func (m *Model) replaced() []string {
-	var out []string
-	for _, l := range m.Layers() {
-		if l.Layer != m.base[l.Path] {
-			out = append(out, l.Path)
-		}
-	}
-	return out
-}
+func (m *Model) replaced() []string { return nn.Replaced(m.Layers(), m.base) }
 
 // Logits builds the forward pass for batch sequences of ctx tokens: ids is
 // an integer node [batch·ctx] (sequence b's token t at row b·ctx + t) and
