@@ -80,7 +80,11 @@ func LoadData(path string, tok gpt.Tokenizer, ctx int, format string) (trainers.
 		}
 		return ds, format, nil
 	}
-	ds, err := trainers.NewTextDataset(tok.Encode(string(b)), ctx)
+	ids, err := gpt.EncodeText(tok, string(b))
+	if err != nil {
+		return nil, "", fmt.Errorf("experiments: data file %s: %w", path, err)
+	}
+	ds, err := trainers.NewTextDataset(ids, ctx)
 	if err != nil {
 		return nil, "", fmt.Errorf("experiments: data file %s: %w", path, err)
 	}
