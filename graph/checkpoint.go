@@ -59,7 +59,7 @@ func Checkpoint(x *Node, fn func(x *Node) *Node) *Node {
 		return b.fail(fmt.Errorf("graph: Checkpoint: %w", err))
 	}
 	if b.pool == nil {
-		b.pool = &ckptPool{arena: newArena()}
+		b.pool = &ckptPool{arena: newArena(), f32: map[int][][]float32{}, f64: map[int][][]float64{}}
 	}
 	prog.arena = b.pool.arena
 	c := &ckpt{prog: prog, xp: xp, y: y, dy: dy, pool: b.pool}
@@ -81,6 +81,7 @@ func Checkpoint(x *Node, fn func(x *Node) *Node) *Node {
 	for _, n := range inner.g.AllNodes() {
 		if op, ok := n.Op().(*fusedOp); ok && !keep[n] {
 			c.ops = append(c.ops, op)
+			c.sizes = append(c.sizes, n.Shape().TotalSize())
 		}
 	}
 	grads := func(in []*G.Node, _, dyn *G.Node) ([]*G.Node, error) {
@@ -111,7 +112,8 @@ type ckpt struct {
 	y, dy    *Node
 	params   []*Param       // the trainable parameters inside, in input order
 	paramOps []*fusedOp     // the outer ops that output their gradients
-	ops      []*fusedOp     // nested ops whose buffers go back to the pool
+	ops      []*fusedOp     // nested ops whose kernel state goes back to the pool
+	sizes    []int          // their output sizes
 	shapes   []tensor.Shape // their output shapes
 	pool     *ckptPool
 	rngState []byte // the dropout source before the last forward pass
@@ -122,27 +124,66 @@ type ckpt struct {
 type ckptPool struct {
 	arena *arena // the nested programs' storage: they run one at a time
 	attn  []interface{}
-	masks [][]float32
-	mask8 [][]float64
+	f32   map[int][][]float32 // dropout masks, GELU and SiLU stashes, by length
+	f64   map[int][][]float64
+}
+
+// lend32 returns a pooled slice of length n (nil for none), take32 pools s.
+func (p *ckptPool) lend32(n int) []float32 {
+	l := p.f32[n]
+	if len(l) == 0 {
+		return nil
+	}
+	s := l[len(l)-1]
+	p.f32[n] = l[:len(l)-1]
+	return s
+}
+
+func (p *ckptPool) lend64(n int) []float64 {
+	l := p.f64[n]
+	if len(l) == 0 {
+		return nil
+	}
+	s := l[len(l)-1]
+	p.f64[n] = l[:len(l)-1]
+	return s
+}
+
+func (p *ckptPool) take32(s []float32) {
+	if s != nil {
+		p.f32[len(s)] = append(p.f32[len(s)], s)
+	}
+}
+
+func (p *ckptPool) take64(s []float64) {
+	if s != nil {
+		p.f64[len(s)] = append(p.f64[len(s)], s)
+	}
 }
 
 // lend gives the nested ops' kernel state (attention probabilities,
-// dropout masks) from the pool before a run; the values themselves live in
+// dropout masks, GELU and SiLU stashes) from the pool before a run; the values themselves live in
 // the arena all checkpoints share.
 func (c *ckpt) lend() {
 	p := c.pool
-	for _, op := range c.ops {
+	for i, op := range c.ops {
+		n := c.sizes[i]
 		switch k := op.k.(type) {
 		case *attnKernel:
 			if k.state == nil && len(p.attn) > 0 {
 				k.state, p.attn = p.attn[len(p.attn)-1], p.attn[:len(p.attn)-1]
 			}
 		case *dropoutKernel:
-			if k.m32 == nil && len(p.masks) > 0 {
-				k.m32, p.masks = p.masks[len(p.masks)-1], p.masks[:len(p.masks)-1]
+			if k.m32 == nil && k.m64 == nil {
+				k.m32, k.m64 = p.lend32(n), p.lend64(n)
 			}
-			if k.m64 == nil && len(p.mask8) > 0 {
-				k.m64, p.mask8 = p.mask8[len(p.mask8)-1], p.mask8[:len(p.mask8)-1]
+		case *geluKernel:
+			if k.t32 == nil && k.t64 == nil {
+				k.t32, k.t64 = p.lend32(n), p.lend64(n)
+			}
+		case *siluKernel:
+			if k.s32 == nil && k.s64 == nil {
+				k.s32, k.s64 = p.lend32(n), p.lend64(n)
 			}
 		}
 	}
@@ -158,12 +199,17 @@ func (c *ckpt) reclaim() {
 				p.attn, k.state = append(p.attn, k.state), nil
 			}
 		case *dropoutKernel:
-			if k.m32 != nil {
-				p.masks, k.m32 = append(p.masks, k.m32), nil
-			}
-			if k.m64 != nil {
-				p.mask8, k.m64 = append(p.mask8, k.m64), nil
-			}
+			p.take32(k.m32)
+			p.take64(k.m64)
+			k.m32, k.m64 = nil, nil
+		case *geluKernel:
+			p.take32(k.t32)
+			p.take64(k.t64)
+			k.t32, k.t64 = nil, nil
+		case *siluKernel:
+			p.take32(k.s32)
+			p.take64(k.s64)
+			k.s32, k.s64 = nil, nil
 		}
 	}
 }
