@@ -178,15 +178,25 @@ func (c *ckpt) lend() {
 				k.m32, k.m64 = p.lend32(n), p.lend64(n)
 			}
 		case *geluKernel:
-			if k.t32 == nil && k.t64 == nil {
-				k.t32, k.t64 = p.lend32(n), p.lend64(n)
-			}
+			k.saving.lend(p, n)
 		case *siluKernel:
-			if k.s32 == nil && k.s64 == nil {
-				k.s32, k.s64 = p.lend32(n), p.lend64(n)
-			}
+			k.saving.lend(p, n)
 		}
 	}
+}
+
+// lend gives a saving kernel (GELU, SiLU) its stash of n values from p.
+func (k *saving) lend(p *ckptPool, n int) {
+	if k.s32 == nil && k.s64 == nil {
+		k.s32, k.s64 = p.lend32(n), p.lend64(n)
+	}
+}
+
+// reclaim returns a saving kernel's stash to p.
+func (k *saving) reclaim(p *ckptPool) {
+	p.take32(k.s32)
+	p.take64(k.s64)
+	k.s32, k.s64 = nil, nil
 }
 
 // reclaim takes the nested ops' kernel state back after a run.
@@ -203,13 +213,9 @@ func (c *ckpt) reclaim() {
 			p.take64(k.m64)
 			k.m32, k.m64 = nil, nil
 		case *geluKernel:
-			p.take32(k.t32)
-			p.take64(k.t64)
-			k.t32, k.t64 = nil, nil
+			k.saving.reclaim(p)
 		case *siluKernel:
-			p.take32(k.s32)
-			p.take64(k.s64)
-			k.s32, k.s64 = nil, nil
+			k.saving.reclaim(p)
 		}
 	}
 }
