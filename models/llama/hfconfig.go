@@ -283,17 +283,29 @@ func parseWindow(h hfConfig, arch string, def int) (int, error) {
 	return window, nil
 }
 
-// ropeKeys are the rope_scaling / rope_parameters keys.
+// ropeRule names the scaling rule: rope_type in current configs, type in
+// older ones.
+type ropeRule struct {
+	RopeType *string `json:"rope_type"`
+	Type     *string `json:"type"`
+}
+
+// ropeKeys are the rope_scaling / rope_parameters keys: the rule and its
+// parameters.
 type ropeKeys struct {
-	RopeType       *string  `json:"rope_type"`
-	Type           *string  `json:"type"`
-	RopeTheta      *float64 `json:"rope_theta"`
+	ropeRule
+	// transformers v5 moves rope_theta and partial_rotary_factor in here.
+	RopeTheta *float64 `json:"rope_theta"`
+	Partial   *float64 `json:"partial_rotary_factor"`
+	// linear: factor; llama3: factor, the two frequency factors and the
+	// original context.
 	Factor         *float64 `json:"factor"`
 	LowFreqFactor  *float64 `json:"low_freq_factor"`
 	HighFreqFactor *float64 `json:"high_freq_factor"`
 	OriginalMax    *int     `json:"original_max_position_embeddings"`
-	Partial        *float64 `json:"partial_rotary_factor"`
-	AttnFactor     *float64 `json:"attention_factor"`
+	// Read to refuse a factor other than 1 (golora scales attention by
+	// 1/√head_dim only).
+	AttnFactor *float64 `json:"attention_factor"`
 }
 
 // parseRoPE reads the rotary embedding from either config layout.
