@@ -458,3 +458,14 @@ func convertTo[D, S float32 | float64](dst []D, src []S) {
 		dst[i] = D(v)
 	}
 }
+
+// ExecOptions switches the executor's optimisations off, one by one, for
+// tests (a run computes the same values with and without each) and for
+// measurements. The zero value enables all of them; see "Running" in the
+// package documentation for what each does.
+type ExecOptions struct {
+	NoReuse      bool // every value gets storage of its own (no liveness-based reuse)
+	NoFold       bool // Scale and SliceCols run as ops (no folding into GEMM's α and strides)
+	NoAccumulate bool // products are materialised, then added (no GEMM with β = 1)
+	NoInPlace    bool // elementwise ops never overwrite an input that dies there
+}
