@@ -197,6 +197,7 @@ type benchHost interface {
 	nn.Host
 	BaseParams() []*graph.Param
 	SetRecompute(every int) error
+	SetLossInBlocks(on bool)
 }
 
 // benchModel builds and initialises the model of c. Benchmarks feed random
@@ -273,6 +274,7 @@ func benchOne(c BenchConfig, opt BenchOptions) (BenchConfigResult, error) {
 		if err := m.SetRecompute(opt.Recompute); err != nil {
 			return r, err
 		}
+		m.SetLossInBlocks(opt.Recompute > 0) // as the command line does
 		if mode == "lora" {
 			if lm == nil {
 				if lm, err = lora.Inject(m, benchLoRA(c, seed)); err != nil {

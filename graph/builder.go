@@ -255,7 +255,7 @@ func check(op string, xs ...*Node) (*Builder, *Node) {
 			return b, b.fail(fmt.Errorf("graph: %s: inputs come from different builders", op))
 		}
 		if x.q != nil {
-			return b, b.fail(fmt.Errorf("graph: %s: %s is held at %v; only Linear, LinearT, Embedding and QuantColNorms read a quantized weight", op, x.name, x.q.prec))
+			return b, b.fail(fmt.Errorf("graph: %s: %s is held at %v; only Linear, LinearT, Embedding, LinearCrossEntropy and QuantColNorms read a quantized weight", op, x.name, x.q.prec))
 		}
 	}
 	return b, nil

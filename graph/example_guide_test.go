@@ -494,6 +494,22 @@ func ExampleSoftmaxCrossEntropy() {
 	// Output: 1.3863 = ln 4 = 1.3863
 }
 
+// The head and the loss in one op: h·Wᵀ gives the logits [0, 0, ln 2], so
+// p(target 2) = 2/(1+1+2) and the loss is ln 2, without the logits being
+// stored.
+func ExampleLinearCrossEntropy() {
+	b := graph.NewBuilder(graph.Float64, 1)
+	h := b.Constant("h", []float64{1, 5}, 1, 2)
+	w := b.Constant("w", []float64{
+		0, 0,
+		0, 0,
+		math.Ln2, 0}, 3, 2)
+	targets := b.IntConstant("targets", []int{2}, 1)
+	out := guideForward(b, graph.LinearCrossEntropy(h, w, targets, nil, 0))
+	fmt.Printf("%.4f = ln 2 = %.4f\n", out[0][0], math.Log(2))
+	// Output: 0.6931 = ln 2 = 0.6931
+}
+
 // With queries of zero every position attends uniformly to itself and the
 // positions before it: output row t is the mean of v_0 … v_t.
 func ExampleCausalSelfAttention() {

@@ -20,6 +20,9 @@ type quantScratch struct {
 	f32   []float32
 	f64   []float64
 	elems int // weight elements per tile (quantTile; tests set fewer)
+	// headRows is the vocabulary rows per block of LinearCrossEntropy (0:
+	// by size, see headBlockElems; tests set fewer).
+	headRows int
 }
 
 func (b *Builder) scratch() *quantScratch {

@@ -21,6 +21,18 @@ type LanguageModel interface {
 	VocabSize() int
 }
 
+// LossModel is a LanguageModel that builds its own training loss: the
+// Trainer uses Loss in place of graph.SoftmaxCrossEntropy of Logits when a
+// model has it. Loss must equal that composition (up to rounding); models
+// use it to compute the head and the loss without the [N, V] logits (the
+// gpt and llama models do when they recompute activations).
+type LossModel interface {
+	LanguageModel
+	// Loss is the masked mean next-token cross-entropy against targets
+	// [batch*ctx] with row weights mask [batch*ctx] and label smoothing.
+	Loss(ids, targets, mask *graph.Node, batch, ctx int, smoothing float64) *graph.Node
+}
+
 // Encoder turns text into token ids (a gpt.Tokenizer is one). EOT is the end-of-text id appended
 // after each completion (GPT-2: 50256). An Encoder that also has
 // EncodeChecked(text) ([]int, error) (gpt.CheckedEncoder) is encoded through

@@ -186,6 +186,33 @@ func (t *Trainer) Close() error {
 	return first
 }
 
+// loss builds the loss of compiled inputs c: the model's own Loss when it
+// is a LossModel, else SoftmaxCrossEntropy of its logits.
+func (t *Trainer) loss(c *compiled, s shape, smoothing float64) (*graph.Node, error) {
+	n := s.rows * s.T
+	if lm, ok := t.model.(LossModel); ok {
+		loss := lm.Loss(c.ids, c.targets, c.mask, s.rows, s.T, smoothing)
+		if loss == nil {
+			return nil, errors.New("trainers: model returned a nil loss")
+		}
+		if err := loss.Err(); err != nil {
+			return nil, fmt.Errorf("trainers: model loss for batch %d × %d: %w", s.rows, s.T, err)
+		}
+		return loss, nil
+	}
+	logits := t.model.Logits(c.ids, s.rows, s.T)
+	if logits == nil {
+		return nil, errors.New("trainers: model returned nil logits")
+	}
+	if err := logits.Err(); err != nil {
+		return nil, fmt.Errorf("trainers: model forward pass for batch %d × %d: %w", s.rows, s.T, err)
+	}
+	if got := logits.Shape(); len(got) != 2 || got[0] != n || got[1] != t.vocab {
+		return nil, fmt.Errorf("trainers: model logits have shape %v, want [%d %d]", got, n, t.vocab)
+	}
+	return graph.SoftmaxCrossEntropy(logits, c.targets, c.mask, smoothing), nil
+}
+
 // program returns the training or evaluation Program for s, compiling it on
 // first use: ids, targets and mask inputs [rows·T], the model's logits
 // [rows·T, V] and SoftmaxCrossEntropy (label smoothing only for training).
@@ -207,21 +234,14 @@ func (t *Trainer) program(s shape, train bool) (*compiled, error) {
 		targets: b.IntInput("targets", n),
 		mask:    b.Input("mask", n),
 	}
-	logits := t.model.Logits(c.ids, s.rows, s.T)
-	if logits == nil {
-		return nil, errors.New("trainers: model returned nil logits")
-	}
-	if err := logits.Err(); err != nil {
-		return nil, fmt.Errorf("trainers: model forward pass for batch %d × %d: %w", s.rows, s.T, err)
-	}
-	if got := logits.Shape(); len(got) != 2 || got[0] != n || got[1] != t.vocab {
-		return nil, fmt.Errorf("trainers: model logits have shape %v, want [%d %d]", got, n, t.vocab)
-	}
 	smoothing := 0.0
 	if train {
 		smoothing = t.cfg.LabelSmoothing
 	}
-	loss := graph.SoftmaxCrossEntropy(logits, c.targets, c.mask, smoothing)
+	loss, err := t.loss(c, s, smoothing)
+	if err != nil {
+		return nil, err
+	}
 	prog, err := b.Compile(loss)
 	if err != nil {
 		return nil, fmt.Errorf("trainers: compile batch %d × %d: %w", s.rows, s.T, err)

@@ -31,6 +31,7 @@ type baseModel interface {
 	Generate(prompts [][]int, opts gpt.GenerateOptions) ([]gpt.Generation, error)
 	ContextSize() int
 	SetRecompute(every int) error
+	SetLossInBlocks(on bool)
 	Save(dir string) error
 	Tokenizer() (gpt.Tokenizer, error)
 }

@@ -22,7 +22,7 @@ type precisionFlags struct {
 
 // registerRecompute adds --recompute.
 func (p *precisionFlags) registerRecompute(f *flags) {
-	f.StringVar(&p.recompute, "recompute", "none", "activation recomputation: none, blocks (keep each block's input, recompute its\nactivations in the backward pass) or every-N (recompute N blocks at a time); same gradients, less memory")
+	f.StringVar(&p.recompute, "recompute", "none", "activation recomputation: none, blocks (keep each block's input, recompute its\nactivations in the backward pass) or every-N (recompute N blocks at a time); the loss also computes\nthe LM head in blocks of vocabulary rows, again in the backward pass; the same gradients (the blocks' bit for bit,\nthe head's to rounding), less memory, more time")
 }
 
 func (p *precisionFlags) register(f *flags) {
@@ -54,6 +54,7 @@ func (p *precisionFlags) apply(m baseModel) error {
 	if err := m.SetRecompute(p.every); err != nil {
 		return err
 	}
+	m.SetLossInBlocks(p.every > 0) // recomputing, the head's logits too
 	if p.prec == graph.F32 {
 		return nil
 	}

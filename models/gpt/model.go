@@ -36,7 +36,8 @@ type Model struct {
 	hfFiles *tokenizer.Tokenizer // the Hugging Face tokenizer files, when cfg.Tokenizer is "hf"
 	hfTok   Tokenizer            // hfFiles as a Tokenizer
 
-	recompute int // activation recomputation: blocks per checkpoint (0: none)
+	recompute  int  // activation recomputation: blocks per checkpoint (0: none)
+	lossBlocks bool // Loss computes the head and the loss in blocks (SetLossInBlocks)
 }
 
 // SetRecompute makes graphs built from now on keep only the input of every
@@ -50,6 +51,14 @@ func (m *Model) SetRecompute(every int) error {
 	m.recompute = every
 	return nil
 }
+
+// SetLossInBlocks makes losses built from now on (Loss) compute the head and
+// the cross-entropy as one graph.LinearCrossEntropy: the logits a block of
+// vocabulary rows at a time, never the whole [B·T, V] logits and their
+// gradient, at the price of computing the head's product again in the
+// backward pass. The loss and gradients equal the plain ones to rounding.
+// The command line turns it on with --recompute.
+func (m *Model) SetLossInBlocks(on bool) { m.lossBlocks = on }
 
 // Block is one transformer block, h.{i}:
 //
@@ -262,6 +271,11 @@ func (m *Model) replaced() []string { return nn.Replaced(m.Layers(), m.base) }
 // than BlockSize, or ids of another shape, gives a failed node whose error
 // says so (see graph's error rules). The graph is ids' builder's.
 func (m *Model) Logits(ids *graph.Node, batch, ctx int) *graph.Node {
+	return m.Head(m.hidden(ids, batch, ctx)) // [B·T, V]
+}
+
+// hidden is the last block's output [batch·ctx, d], the input of Head.
+func (m *Model) hidden(ids *graph.Node, batch, ctx int) *graph.Node {
 	if err := ids.Err(); err != nil {
 		return ids
 	}
@@ -281,19 +295,26 @@ func (m *Model) Logits(ids *graph.Node, batch, ctx int) *graph.Node {
 	}
 
 	x := m.Embed(ids, b.IntConstant("pos", pos, batch*ctx)) // [B·T, d]
-	x = nn.Blocks(x, len(m.H), m.recompute, func(i int, x *graph.Node) *graph.Node {
+	return nn.Blocks(x, len(m.H), m.recompute, func(i int, x *graph.Node) *graph.Node {
 		return m.H[i].Forward(x, batch) // [B·T, d]
 	})
-	return m.Head(x) // [B·T, V]
 }
 
 // Loss builds the masked mean next-token cross-entropy of Logits against
 // targets (an integer node [batch·ctx]), with row weights mask (a float node
 // [batch·ctx], or nil for all ones) and label smoothing ε (see
-// graph.SoftmaxCrossEntropy). The result is a scalar node.
+// graph.SoftmaxCrossEntropy). The result is a scalar node. With
+// SetLossInBlocks the head and the loss are one graph.LinearCrossEntropy.
 func (m *Model) Loss(ids, targets, mask *graph.Node, batch, ctx int, smoothing float64) *graph.Node {
-	logits := m.Logits(ids, batch, ctx) // [B·T, V]
-	return graph.SoftmaxCrossEntropy(logits, targets, mask, smoothing)
+	if !m.lossBlocks {
+		return graph.SoftmaxCrossEntropy(m.Logits(ids, batch, ctx), targets, mask, smoothing)
+	}
+	x := m.hidden(ids, batch, ctx)
+	if err := x.Err(); err != nil {
+		return x
+	}
+	w := x.Builder().Param(m.WTE.Weight) // the tied head
+	return graph.LinearCrossEntropy(m.LnF.Forward(x), w, targets, mask, smoothing)
 }
 
 // Embed returns the input of the first block, dropout(wte[ids] + wpe[pos]),

@@ -40,7 +40,8 @@ type Model struct {
 	head    nn.Layer             // the untied head: LMHead, or a wrapper
 	base    map[string]nn.Layer  // the layers New made, by path
 
-	recompute int // activation recomputation: blocks per checkpoint (0: none)
+	recompute  int  // activation recomputation: blocks per checkpoint (0: none)
+	lossBlocks bool // Loss computes the head and the loss in blocks (SetLossInBlocks)
 }
 
 // Block is one decoder layer, model.layers.{i}:
@@ -348,6 +349,11 @@ func (m *Model) replaced() []string { return nn.Replaced(m.Layers(), m.base) }
 // of another shape, gives a failed node whose error says so (graph's error
 // rules).
 func (m *Model) Logits(ids *graph.Node, batch, ctx int) *graph.Node {
+	return m.Head(m.hidden(ids, batch, ctx)) // [B·T, V]
+}
+
+// hidden is the last block's output [batch·ctx, d], the input of Head.
+func (m *Model) hidden(ids *graph.Node, batch, ctx int) *graph.Node {
 	if err := ids.Err(); err != nil {
 		return ids
 	}
@@ -372,23 +378,32 @@ func (m *Model) Logits(ids *graph.Node, batch, ctx int) *graph.Node {
 	}
 	p := b.IntConstant("positions", pos, batch*ctx)
 	x := m.tokens.Forward(ids) // [B·T, d]
-	x = nn.Blocks(x, len(m.Blocks), m.recompute, func(i int, x *graph.Node) *graph.Node {
+	return nn.Blocks(x, len(m.Blocks), m.recompute, func(i int, x *graph.Node) *graph.Node {
 		pp := p
 		if xb := x.Builder(); xb != b { // inside a checkpoint: its own positions
 			pp = xb.IntConstant("positions", pos, batch*ctx)
 		}
 		return m.Blocks[i].Forward(x, pp, batch) // [B·T, d]
 	})
-	return m.Head(x) // [B·T, V]
 }
 
 // Loss builds the masked mean next-token cross-entropy of Logits against
 // targets (an integer node [batch·ctx]), with row weights mask (a float node
 // [batch·ctx], or nil for all ones) and label smoothing ε (see
-// graph.SoftmaxCrossEntropy). The result is a scalar node.
+// graph.SoftmaxCrossEntropy). The result is a scalar node. With
+// SetLossInBlocks and a head tied to the embedding, the head and the loss
+// are one graph.LinearCrossEntropy (an untied head, which a LoRA wrapper may
+// replace, keeps its logits).
 func (m *Model) Loss(ids, targets, mask *graph.Node, batch, ctx int, smoothing float64) *graph.Node {
-	logits := m.Logits(ids, batch, ctx) // [B·T, V]
-	return graph.SoftmaxCrossEntropy(logits, targets, mask, smoothing)
+	if !m.lossBlocks || m.head != nil {
+		return graph.SoftmaxCrossEntropy(m.Logits(ids, batch, ctx), targets, mask, smoothing)
+	}
+	x := m.hidden(ids, batch, ctx)
+	if err := x.Err(); err != nil {
+		return x
+	}
+	w := x.Builder().Param(m.Embed.Weight) // the tied head
+	return graph.LinearCrossEntropy(m.Norm.Forward(x), w, targets, mask, smoothing)
 }
 
 // Forward runs the layer on x [B·T, d] at rotary positions pos [B·T],
@@ -422,3 +437,11 @@ func (m *Model) SetRecompute(every int) error {
 	m.recompute = every
 	return nil
 }
+
+// SetLossInBlocks makes losses built from now on (Loss) compute the head and
+// the cross-entropy as one graph.LinearCrossEntropy: the logits a block of
+// vocabulary rows at a time, never the whole [B·T, V] logits and their
+// gradient, at the price of computing the head's product again in the
+// backward pass. The loss and gradients equal the plain ones to rounding.
+// The command line turns it on with --recompute.
+func (m *Model) SetLossInBlocks(on bool) { m.lossBlocks = on }

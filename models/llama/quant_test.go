@@ -114,3 +114,58 @@ func TestRecomputeBitIdentical(t *testing.T) {
 		}
 	}
 }
+
+// TestLossInBlocks: on a tied head (qwen2) SetLossInBlocks runs one
+// LinearCrossEntropy whose loss and LoRA gradients equal the plain loss's;
+// an untied head (llama) keeps its logits.
+func TestLossInBlocks(t *testing.T) {
+	for _, arch := range []string{ArchQwen2, ArchLlama} {
+		cfg := tinyConfig(arch)
+		ids := randomIDs(3, 2*8, cfg.VocabSize)
+		var want []float64
+		for _, blocks := range []bool{false, true} {
+			m := newModel(t, cfg, graph.Float64, 5, 0.5)
+			lm, err := lora.Inject(m, lora.Config{R: 2, Alpha: 4, Targets: []string{"q_proj", "v_proj"}, Seed: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range lm.TrainableParams() {
+				v := p.Values()
+				for i := range v {
+					v[i] = math.Cos(float64(i)) * 0.3
+				}
+				_ = p.SetValues(v)
+			}
+			m.SetLossInBlocks(blocks)
+			b := graph.NewBuilder(graph.Float64, 1)
+			in, tg := b.IntInput("ids", 16), b.IntInput("tg", 16)
+			prog, err := b.Compile(m.Loss(in, tg, nil, 2, 8, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = prog.SetInts(in, ids)
+			_ = prog.SetInts(tg, append(ids[1:], ids[0]))
+			if err := prog.Run(); err != nil {
+				t.Fatal(err)
+			}
+			fused := blocks && arch == ArchQwen2
+			if runs := b.OpRuns(); fused != (runs["LinearCrossEntropy"] == 1) {
+				t.Fatalf("%s, loss in blocks %v: ops run %v", arch, blocks, runs)
+			}
+			got := []float64{prog.Loss()}
+			for _, p := range prog.Trainable() {
+				g, _ := prog.Grad(p)
+				got = append(got, g.Values()...)
+			}
+			if !blocks {
+				want = got
+				continue
+			}
+			for i := range got {
+				if d := math.Abs(got[i] - want[i]); d > 1e-12*math.Max(1, math.Abs(want[i])) {
+					t.Fatalf("%s: value %d is %v, %v with the logits kept", arch, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
