@@ -183,7 +183,15 @@ func (b *Builder) input(name string, dt tensor.Dtype, shape []int) *Node {
 	} else {
 		v = newDense(b.dt, tensor.Shape(shape))
 	}
-	gn := G.NewTensor(b.g, dt, len(shape), G.WithShape(shape...), G.WithName(b.unique(name)), G.WithValue(v))
+	return b.inputOver(name, v)
+}
+
+// inputOver adds an input node whose value is v, of v's dtype and shape:
+// SetInput writes into v's storage, which the caller may share (see
+// Checkpoint).
+func (b *Builder) inputOver(name string, v *tensor.Dense) *Node {
+	shape := v.Shape()
+	gn := G.NewTensor(b.g, v.Dtype(), len(shape), G.WithShape(shape...), G.WithName(b.unique(name)), G.WithValue(v))
 	n := &Node{b: b, n: gn, name: name}
 	b.inputs = append(b.inputs, n)
 	return n

@@ -17,7 +17,9 @@ import (
 // the nested buffers (op outputs, attention probabilities, dropout masks)
 // back: the nested programs of a builder's checkpoints share one arena of
 // storage (they run one at a time), so that only one checkpoint's
-// activations exist at a time. Its gradient recomputes the
+// activations exist at a time. They share their input, upstream gradient,
+// output and input gradient buffers too: what a checkpoint keeps between
+// its runs is its parameters' gradients. Its gradient recomputes the
 // forward pass, with the dropout random source wound back to where the
 // forward pass drew from it, then runs the nested backward pass for the
 // upstream gradient: the masks, the activations and so the gradients are
@@ -36,7 +38,10 @@ func Checkpoint(x *Node, fn func(x *Node) *Node) *Node {
 	}
 	inner := NewBuilder(b.dt, 0)
 	inner.rng, inner.mode, inner.qs = b.rng, b.mode, b.scratch()
-	xp := NewParam("checkpoint.x", b.dt, x.Shape()...)
+	if b.pool == nil {
+		b.pool = newCkptPool()
+	}
+	xp := &Param{Name: "checkpoint.x", Trainable: true, value: b.pool.xs.shared(b.dt, x.Shape())}
 	y := fn(inner.Param(xp))
 	if err := inner.Err(); err != nil {
 		return b.fail(fmt.Errorf("graph: Checkpoint: %w", err))
@@ -52,16 +57,20 @@ func Checkpoint(x *Node, fn func(x *Node) *Node) *Node {
 			b.deps[g] = v
 		}
 	}
-	dy := inner.Input("checkpoint.dy", y.Shape()...)
+	dy := inner.inputOver("checkpoint.dy", b.pool.dys.shared(b.dt, y.Shape()))
 	loss := Sum(Mul(y, dy)) // d loss / d y = dy exactly
 	prog, err := inner.Compile(loss, y)
 	if err != nil {
 		return b.fail(fmt.Errorf("graph: Checkpoint: %w", err))
 	}
-	if b.pool == nil {
-		b.pool = &ckptPool{arena: newArena(), f32: map[int][][]float32{}, f64: map[int][][]float64{}}
-	}
 	prog.arena = b.pool.arena
+	// y and dx are copied out right after each run, and the loss is never
+	// read: their buffers serve every checkpoint. The parameters' gradients
+	// keep their own, read after other checkpoints may have run.
+	prog.shared = &sharedRoots{arena: b.pool.roots, nodes: map[*G.Node]bool{y.n: true, loss.n: true}}
+	if gx, ok := prog.gradNode[xp]; ok {
+		prog.shared.nodes[gx] = true
+	}
 	c := &ckpt{prog: prog, xp: xp, y: y, dy: dy, pool: b.pool}
 	ins := []*Node{x}
 	for _, p := range prog.trainable {
@@ -120,12 +129,31 @@ type ckpt struct {
 }
 
 // ckptPool holds the buffers of nested programs between their runs, by
-// shape, and the per-op state kernels keep for their gradients.
+// shape, and the per-op state kernels keep for their gradients. The nested
+// programs of one builder run one at a time, so each buffer serves them
+// all.
 type ckptPool struct {
-	arena *arena // the nested programs' storage: they run one at a time
-	attn  []interface{}
-	f32   map[int][][]float32 // dropout masks, GELU and SiLU stashes, by length
-	f64   map[int][][]float64
+	arena   *arena // the nested programs' storage
+	roots   *arena // their outputs and input gradients (see sharedRoots)
+	xs, dys *arena // their inputs and upstream gradients, by size
+	attn    []interface{}
+	f32     map[int][][]float32 // dropout masks, GELU and SiLU stashes, by length
+	f64     map[int][][]float64
+}
+
+func newCkptPool() *ckptPool {
+	return &ckptPool{arena: newArena(), roots: newArena(), xs: newArena(), dys: newArena(),
+		f32: map[int][][]float32{}, f64: map[int][][]float64{}}
+}
+
+// shared returns a Dense of dtype dt and the given shape over the one
+// buffer of its size in a: every Dense of that size it returns shares it.
+// No shape is shape [1], as for NewParam.
+func (a *arena) shared(dt DType, shape []int) *tensor.Dense {
+	if len(shape) == 0 {
+		shape = []int{1}
+	}
+	return a.get(arenaKey{dt, tensor.Shape(shape).TotalSize()}, 0, shape)
 }
 
 // lend32 returns a pooled slice of length n (nil for none), take32 pools s.
@@ -220,7 +248,8 @@ func (c *ckpt) reclaim() {
 	}
 }
 
-// setInput copies the op's input into the nested input parameter.
+// setInput copies the op's input into the nested input parameter, whose
+// storage the builder's checkpoints share.
 func (c *ckpt) setInput(x tval) {
 	if x.f32 != nil {
 		copy(c.xp.Float32s(), x.f32)

@@ -17,7 +17,8 @@ import (
 //     program's arena, handed out by liveness: once the last step that reads
 //     a value has run, its buffer serves a later value of the same size. The
 //     roots (outputs, loss, gradients) have buffers of their own, so their
-//     values survive the run; nothing else does.
+//     values survive the run (those of sharedRoots, until the next run of a
+//     program that shares them); nothing else does.
 //   - folding: a Scale whose input is a product read only by it becomes the
 //     product's α; a Scale or SliceCols read only by products becomes their
 //     α, or an offset and a row stride of their operand, and is not run.
@@ -102,7 +103,7 @@ type mmPlan struct {
 }
 
 // newExecutor plans the subgraph of g that roots need.
-func newExecutor(g *G.ExprGraph, roots []*G.Node, opt ExecOptions, ar *arena) (*executor, error) {
+func newExecutor(g *G.ExprGraph, roots []*G.Node, opt ExecOptions, ar *arena, sr *sharedRoots) (*executor, error) {
 	sorted, err := G.Sort(g.ExactSubgraphRoots(roots...))
 	if err != nil {
 		return nil, fmt.Errorf("graph: compile: %w", err)
@@ -143,7 +144,7 @@ func newExecutor(g *G.ExprGraph, roots []*G.Node, opt ExecOptions, ar *arena) (*
 	for _, r := range roots {
 		e.root[e.slot[r]] = true
 	}
-	if err := e.plan(opt, ar); err != nil {
+	if err := e.plan(opt, ar, sr); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -201,7 +202,7 @@ func dtypeOf(st *execStep) DType {
 }
 
 // plan decides how every step runs and where its value lives.
-func (e *executor) plan(opt ExecOptions, ar *arena) error {
+func (e *executor) plan(opt ExecOptions, ar *arena, sr *sharedRoots) error {
 	L := len(e.leaves)
 	// Shapes.
 	for i := range e.steps {
@@ -470,7 +471,7 @@ func (e *executor) plan(opt ExecOptions, ar *arena) error {
 		pooled[i] = -1
 	}
 	free := map[arenaKey][]int{}
-	next := map[arenaKey]int{}
+	next, nextShared := map[arenaKey]int{}, map[arenaKey]int{}
 	inPlaceOK := func(st *execStep, s int) bool {
 		if opt.NoInPlace || opt.NoReuse || s < L || pooled[s] < 0 || last[s] != st.index(e) {
 			return false
@@ -491,7 +492,7 @@ func (e *executor) plan(opt ExecOptions, ar *arena) error {
 		var buf *tensor.Dense
 		switch {
 		case e.root[s]:
-			buf = newDense(dt, st.shape)
+			buf = sr.buf(st, key, nextShared)
 		default:
 			src := -1
 			if st.kind == kindSum && st.base >= 0 && !opt.NoInPlace {

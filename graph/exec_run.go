@@ -33,6 +33,29 @@ func (a *arena) get(k arenaKey, i int, shape tensor.Shape) *tensor.Dense {
 	return reshaped(l[i], k.dt, shape)
 }
 
+// sharedRoots marks roots whose values are read right after each run and
+// never later, and the arena their buffers come from, which other programs
+// share: a checkpoint's nested programs run one at a time and copy their
+// output and input gradient out as soon as they have run (see Checkpoint),
+// so one set of buffers serves them all. A nil *sharedRoots (an ordinary
+// program) gives every root a buffer of its own.
+type sharedRoots struct {
+	arena *arena
+	nodes map[*G.Node]bool
+}
+
+// buf returns the buffer of root step st: for a shared root, the next
+// buffer of key in the shared arena, counted in next, so that the roots of
+// one executor never share one; else a buffer of its own.
+func (sr *sharedRoots) buf(st *execStep, key arenaKey, next map[arenaKey]int) *tensor.Dense {
+	if sr == nil || !sr.nodes[st.n] {
+		return newDense(key.dt, st.shape)
+	}
+	i := next[key]
+	next[key]++
+	return sr.arena.get(key, i, st.shape)
+}
+
 // reshaped is a Dense of the given shape over x's storage.
 func reshaped(x *tensor.Dense, dt DType, shape tensor.Shape) *tensor.Dense {
 	if dt == Float64 {

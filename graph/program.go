@@ -80,7 +80,8 @@ type Program struct {
 	last                *executor        // the executor of the last successful run
 	readable            map[*G.Node]bool // the outputs and the loss
 	opt                 ExecOptions
-	arena               *arena // storage the executors hand out by liveness
+	arena               *arena       // storage the executors hand out by liveness
+	shared              *sharedRoots // roots in storage other programs share (a checkpoint's), or nil
 }
 
 // Compile finishes the graph. loss (a scalar, or nil for an inference-only
@@ -254,7 +255,7 @@ func (p *Program) exec(e **executor, roots []*G.Node) error {
 		if p.arena == nil {
 			p.arena = newArena()
 		}
-		x, err := newExecutor(p.b.g, roots, p.opt, p.arena)
+		x, err := newExecutor(p.b.g, roots, p.opt, p.arena, p.shared)
 		if err != nil {
 			return err
 		}
@@ -353,7 +354,8 @@ func (p *Program) SetExecOptions(o ExecOptions) {
 }
 
 // storageBytes is what the values of the program's planned executors
-// occupy: the arena's buffers and the roots' own.
+// occupy: the arena's buffers and the roots' own (not those in storage
+// that other programs share).
 func (p *Program) storageBytes() int {
 	n := 0
 	if p.arena != nil {
@@ -370,6 +372,9 @@ func (p *Program) storageBytes() int {
 			continue
 		}
 		for i, st := range e.steps {
+			if p.shared != nil && p.shared.nodes[st.n] {
+				continue
+			}
 			if e.root[len(e.leaves)+i] && st.out.f32 != nil {
 				n += 4 * len(st.out.f32)
 			} else if e.root[len(e.leaves)+i] && st.out.f64 != nil {
