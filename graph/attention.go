@@ -222,6 +222,9 @@ type attnGradKernel struct{ fwd *attnKernel }
 
 func (k *attnGradKernel) String() string { return k.fwd.String() + ".dqkv" }
 
+// orderOnly: input 1, the forward output, only orders this after the forward pass.
+func (*attnGradKernel) orderOnly() []int { return []int{1} }
+
 func (k *attnGradKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 	if _, err := k.fwd.dims(in[0]); err != nil {
 		return nil, err

@@ -118,6 +118,9 @@ type dropoutGradKernel struct{ fwd *dropoutKernel }
 
 func (k *dropoutGradKernel) String() string { return k.fwd.String() + ".dx" }
 
+// orderOnly: input 0, the forward output, only orders this after the forward pass.
+func (*dropoutGradKernel) orderOnly() []int { return []int{0} }
+
 func (*dropoutGradKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 	return in[1].Clone(), nil
 }

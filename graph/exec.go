@@ -450,8 +450,16 @@ func (e *executor) plan(opt ExecOptions, ar *arena, sr *sharedRoots) error {
 			}
 		case kindFolded, kindDeferred:
 		default:
-			for _, s := range st.in {
-				f(s)
+			var skip []int
+			if st.fop != nil {
+				if o, ok := st.fop.k.(orderer); ok {
+					skip = o.orderOnly()
+				}
+			}
+			for j, s := range st.in {
+				if !slices.Contains(skip, j) {
+					f(s)
+				}
 			}
 		}
 	}

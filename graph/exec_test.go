@@ -194,3 +194,35 @@ func TestExecReusesStorage(t *testing.T) {
 		t.Errorf("without reuse %d buffers in the arena, with reuse %d", n, reused)
 	}
 }
+
+// TestOrderOnlyInputsDie: a gradient kernel's ordering input (GELU.dx takes
+// the GELU's output only to run after it) does not keep that value alive:
+// the first GELU's output dies when the product that reads it has run, so
+// the second GELU's output, of the same size, takes its buffer.
+func TestOrderOnlyInputsDie(t *testing.T) {
+	b := NewBuilder(Float32, 1)
+	x := NewParam("x", Float32, 4, 8)
+	w1, w2 := NewParam("w1", Float32, 8, 8), NewParam("w2", Float32, 8, 8)
+	w1.Trainable, w2.Trainable = false, false
+	g1 := GELU(Linear(b.Param(x), b.Param(w1), nil))
+	g2 := GELU(Linear(g1, b.Param(w2), nil))
+	prog, err := b.Compile(Sum(g2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := prog.Run(); err != nil {
+		t.Fatal(err)
+	}
+	buf := func(n *Node) *float32 {
+		for _, st := range prog.full.steps {
+			if st.n == n.n {
+				return &st.out.f32[0]
+			}
+		}
+		t.Fatalf("no step for %s", n.Name())
+		return nil
+	}
+	if buf(g1) != buf(g2) {
+		t.Fatal("the first GELU's output is still alive when the second one is computed")
+	}
+}

@@ -86,6 +86,9 @@ type geluGradKernel struct{ fwd *geluKernel }
 
 func (*geluGradKernel) String() string { return "GELU.dx" }
 
+// orderOnly: input 1, the forward output, only orders this after the forward pass.
+func (*geluGradKernel) orderOnly() []int { return []int{1} }
+
 func (*geluGradKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 	return in[0].Clone(), nil
 }

@@ -168,6 +168,9 @@ type gqaGradKernel struct{ fwd *gqaKernel }
 
 func (k *gqaGradKernel) String() string { return k.fwd.String() + ".dq" }
 
+// orderOnly: input 3, the forward output, only orders this after the forward pass.
+func (*gqaGradKernel) orderOnly() []int { return []int{3} }
+
 func (k *gqaGradKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 	if _, err := k.fwd.dims(in[0], in[1]); err != nil {
 		return nil, err

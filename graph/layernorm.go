@@ -157,6 +157,9 @@ type lnGradKernel struct {
 
 func (*lnGradKernel) String() string { return "LayerNorm.dx" }
 
+// orderOnly: input 2, the forward output, only orders this after the forward pass.
+func (*lnGradKernel) orderOnly() []int { return []int{2} }
+
 func (*lnGradKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 	return in[0].Clone(), nil
 }

@@ -41,6 +41,15 @@ type kernel interface {
 	forward(out tval, in []tval) error
 }
 
+// orderer is a gradient kernel that takes some inputs (the forward op's
+// output) only so that it runs after the forward pass, whose state it
+// reads: it never reads their values, so the executor does not keep them
+// alive for it. Without this, a GELU's output, say, would live until the
+// backward pass even where nothing else needs it.
+type orderer interface {
+	orderOnly() []int
+}
+
 // gradFunc builds the gradient nodes of an op's inputs from the upstream
 // gradient dy; entries for inputs that need no gradient may be nil.
 type gradFunc func(in []*G.Node, out, dy *G.Node) ([]*G.Node, error)

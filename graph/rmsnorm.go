@@ -136,6 +136,9 @@ type rmsGradKernel struct {
 
 func (*rmsGradKernel) String() string { return "RMSNorm.dx" }
 
+// orderOnly: input 2, the forward output, only orders this after the forward pass.
+func (*rmsGradKernel) orderOnly() []int { return []int{2} }
+
 func (*rmsGradKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 	return in[0].Clone(), nil
 }

@@ -56,6 +56,9 @@ type siluGradKernel struct{ fwd *siluKernel }
 
 func (*siluGradKernel) String() string { return "SiLU.dx" }
 
+// orderOnly: input 1, the forward output, only orders this after the forward pass.
+func (*siluGradKernel) orderOnly() []int { return []int{1} }
+
 func (*siluGradKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 	return in[0].Clone(), nil
 }
