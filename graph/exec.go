@@ -589,16 +589,3 @@ func sameInputOnce(in []int, j int) bool {
 	}
 	return true
 }
-
-// inPlaceInputs lists the inputs a kernel may overwrite with its output
-// (elementwise kernels whose output element i depends only on element i of
-// that input).
-func inPlaceInputs(k kernel) []int {
-	switch k.(type) {
-	case addKernel, mulKernel:
-		return []int{0, 1}
-	case subKernel, *scaleKernel, divKernel, *addColsKernel, addBiasKernel, scaleColsKernel, scaleRowsKernel, *xentGradKernel:
-		return []int{0}
-	}
-	return nil
-}

@@ -31,11 +31,7 @@ const headBlockElems = 1 << 21
 // builder's scratch and gets no gradient.
 func LinearCrossEntropy(h, w, targets, mask *Node, smoothing float64) *Node {
 	const name = "LinearCrossEntropy"
-	ins := []*Node{h, targets}
-	if mask != nil {
-		ins = append(ins, mask)
-	}
-	b, bad := check(name, ins...)
+	b, ins, bad := xentInputs(name, "h", h, targets, mask, smoothing)
 	if bad != nil {
 		return bad
 	}
@@ -46,16 +42,8 @@ func LinearCrossEntropy(h, w, targets, mask *Node, smoothing float64) *Node {
 		return &Node{b: b, err: w.err}
 	case w.b != b:
 		return b.fail(fmt.Errorf("graph: %s: inputs come from different builders", name))
-	case h.isInt:
-		return b.fail(fmt.Errorf("graph: %s: h %q is an integer input", name, h.Name()))
 	case w.isInt:
 		return b.fail(fmt.Errorf("graph: %s: w %q is an integer input", name, w.Name()))
-	case !targets.isInt:
-		return b.fail(fmt.Errorf("graph: %s: targets %q is not an integer input (use IntInput)", name, targets.Name()))
-	case mask != nil && mask.isInt:
-		return b.fail(fmt.Errorf("graph: %s: mask %q is an integer input, want a float [N] node", name, mask.Name()))
-	case !(smoothing >= 0 && smoothing < 1):
-		return b.fail(fmt.Errorf("graph: %s: label smoothing %v outside [0, 1)", name, smoothing))
 	}
 	k := &lxKernel{eps: smoothing, mask: mask != nil, targets: targets.Name(), q: w.q, wname: w.Name(), s: b.scratch()}
 	children := gnodes(ins...)
@@ -206,13 +194,9 @@ func lxForward[T floatT](k *lxKernel, in []tval) (float64, error) {
 	if mi >= 0 {
 		mask = data[T](in[mi])
 	}
-	var msum float64
-	for i, t := range ids {
-		m := rowWeight(mask, i)
-		if m != 0 && (t < 0 || t >= v) {
-			return 0, fmt.Errorf("targets %q: row %d: id %d outside [0, %d)", k.targets, i, t, v)
-		}
-		msum += m
+	msum, err := checkTargets(k.targets, ids, mask, v)
+	if err != nil {
+		return 0, err
 	}
 	for _, s := range []*[]float64{&k.rowMax, &k.rowExp, &k.rowTgt, &k.rowSum, &k.rowLoss} {
 		*s = sizedBuf(*s, n)
@@ -341,16 +325,11 @@ func lxBackward[T floatT](k *lxGradKernel, out []T, in []tval) error {
 					clear(row)
 					continue
 				}
-				c *= g / msum
-				cT, off := T(c), T(c*f.eps/float64(v))
-				expSubSum(row, row, T(f.rowMax[i]))
-				inv := T(1 / f.rowExp[i])
-				for j, e := range row {
-					row[j] = cT*(e*inv) - off
+				t := ids[i] - v0 // the target's column in this block, if it is in it
+				if t >= w {
+					t = -1
 				}
-				if t := ids[i]; t >= v0 && t < v1 {
-					row[t-v0] -= T(c * (1 - f.eps))
-				}
+				dlogitsRow(row, row, T(f.rowMax[i]), f.rowExp[i], c*g/msum, f.eps, v, t)
 			}
 		})
 		if k.dw { // dW[v0:v1] = dlᵀ·h

@@ -50,6 +50,19 @@ type orderer interface {
 	orderOnly() []int
 }
 
+// inPlaceInputs lists the inputs a kernel may overwrite with its output
+// (elementwise kernels whose output element i depends only on element i of
+// that input).
+func inPlaceInputs(k kernel) []int {
+	switch k.(type) {
+	case addKernel, mulKernel:
+		return []int{0, 1}
+	case subKernel, *scaleKernel, divKernel, *addColsKernel, addBiasKernel, scaleColsKernel, scaleRowsKernel, *xentGradKernel:
+		return []int{0}
+	}
+	return nil
+}
+
 // gradFunc builds the gradient nodes of an op's inputs from the upstream
 // gradient dy; entries for inputs that need no gradient may be nil.
 type gradFunc func(in []*G.Node, out, dy *G.Node) ([]*G.Node, error)

@@ -24,23 +24,9 @@ import (
 // for the upstream scalar g.
 func SoftmaxCrossEntropy(logits, targets, mask *Node, smoothing float64) *Node {
 	const name = "SoftmaxCrossEntropy"
-	ins := []*Node{logits, targets}
-	if mask != nil {
-		ins = append(ins, mask)
-	}
-	b, bad := check(name, ins...)
+	b, ins, bad := xentInputs(name, "logits", logits, targets, mask, smoothing)
 	if bad != nil {
 		return bad
-	}
-	switch {
-	case logits.isInt:
-		return b.fail(fmt.Errorf("graph: %s: logits %q is an integer input", name, logits.Name()))
-	case !targets.isInt:
-		return b.fail(fmt.Errorf("graph: %s: targets %q is not an integer input (use IntInput)", name, targets.Name()))
-	case mask != nil && mask.isInt:
-		return b.fail(fmt.Errorf("graph: %s: mask %q is an integer input, want a float [N] node", name, mask.Name()))
-	case !(smoothing >= 0 && smoothing < 1):
-		return b.fail(fmt.Errorf("graph: %s: label smoothing %v outside [0, 1)", name, smoothing))
 	}
 	k := &xentKernel{eps: smoothing, mask: mask != nil, targets: targets.Name()}
 	grads := func(in []*G.Node, out, dy *G.Node) ([]*G.Node, error) {
@@ -57,6 +43,62 @@ func SoftmaxCrossEntropy(logits, targets, mask *Node, smoothing float64) *Node {
 	gn, _, err := b.apply(k, diff[:len(ins)], grads, gnodes(ins...)...)
 	// Only logits is listed as the node's input: targets and mask get no gradient.
 	return b.wrap(gn, err, name, logits)
+}
+
+// xentInputs checks the inputs of a cross-entropy op: x (named what) a
+// float node, targets an integer input, mask a float node or nil, and
+// smoothing in [0, 1). It returns x's builder and the inputs [x, targets,
+// mask?], or a failed node.
+func xentInputs(name, what string, x, targets, mask *Node, smoothing float64) (*Builder, []*Node, *Node) {
+	ins := []*Node{x, targets}
+	if mask != nil {
+		ins = append(ins, mask)
+	}
+	b, bad := check(name, ins...)
+	if bad != nil {
+		return b, nil, bad
+	}
+	switch {
+	case x.isInt:
+		return b, nil, b.fail(fmt.Errorf("graph: %s: %s %q is an integer input", name, what, x.Name()))
+	case !targets.isInt:
+		return b, nil, b.fail(fmt.Errorf("graph: %s: targets %q is not an integer input (use IntInput)", name, targets.Name()))
+	case mask != nil && mask.isInt:
+		return b, nil, b.fail(fmt.Errorf("graph: %s: mask %q is an integer input, want a float [N] node", name, mask.Name()))
+	case !(smoothing >= 0 && smoothing < 1):
+		return b, nil, b.fail(fmt.Errorf("graph: %s: label smoothing %v outside [0, 1)", name, smoothing))
+	}
+	return b, ins, nil
+}
+
+// checkTargets returns Σ_i m_i, or an error naming the first row whose
+// mask is non-zero and whose target is outside [0, v).
+func checkTargets[T floatT](targets string, ids []int, mask []T, v int) (float64, error) {
+	var msum float64
+	for i, t := range ids {
+		m := rowWeight(mask, i)
+		if m != 0 && (t < 0 || t >= v) {
+			return 0, fmt.Errorf("targets %q: row %d: id %d outside [0, %d)", targets, i, t, v)
+		}
+		msum += m
+	}
+	return msum, nil
+}
+
+// dlogitsRow writes one row's gradient of the loss, c·(p_v − ε/V) with
+// c = g·m_i/Σm and p = e^(x − mx)/sum, into dl (which may alias x), and
+// subtracts c·(1 − ε) at column t when t ≥ 0: the row's target, when it
+// lies in this row or block of columns.
+func dlogitsRow[T floatT](dl, x []T, mx T, sum, c, eps float64, v, t int) {
+	cT, off := T(c), T(c*eps/float64(v))
+	expSubSum(dl, x, mx)
+	inv := T(1 / sum)
+	for j, e := range dl {
+		dl[j] = cT*(e*inv) - off
+	}
+	if t >= 0 {
+		dl[t] -= T(c * (1 - eps))
+	}
 }
 
 // xentKernel: (logits [N, V], targets int [N], mask [N]?) → scalar loss. It
@@ -116,13 +158,9 @@ func xentForward[T floatT](k *xentKernel, in []tval) (float64, error) {
 	if k.mask {
 		mask = data[T](in[2])
 	}
-	var msum float64
-	for i, t := range ids {
-		m := rowWeight(mask, i)
-		if m != 0 && (t < 0 || t >= v) {
-			return 0, fmt.Errorf("targets %q: row %d: id %d outside [0, %d)", k.targets, i, t, v)
-		}
-		msum += m
+	msum, err := checkTargets(k.targets, ids, mask, v)
+	if err != nil {
+		return 0, err
 	}
 	mx, _ := k.rowMax.([]T)
 	if len(mx) != n {
@@ -220,14 +258,7 @@ func xentBackward[T floatT](k *xentGradKernel, out tval, in []tval) error {
 				clear(row)
 				continue
 			}
-			c *= g / msum
-			cT, off := T(c), T(c*eps/float64(v))
-			expSubSum(row, x[i*v:(i+1)*v], mx[i])
-			inv := T(1 / k.fwd.rowExp[i])
-			for j, e := range row {
-				row[j] = cT*(e*inv) - off
-			}
-			row[ids[i]] -= T(c * (1 - eps))
+			dlogitsRow(row, x[i*v:(i+1)*v], mx[i], k.fwd.rowExp[i], c*g/msum, eps, v, ids[i])
 		}
 	})
 	return nil
