@@ -88,7 +88,6 @@ type lxKernel struct {
 	rowExp  []float64 // Σ_v exp(x_v − max)
 	rowTgt  []float64 // the target's logit
 	rowSum  []float64 // Σ_v x_v (label smoothing)
-	rowLoss []float64
 	blk     interface{} // []float32 or []float64: one block of logits, reused
 }
 
@@ -198,7 +197,7 @@ func lxForward[T floatT](k *lxKernel, in []tval) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, s := range []*[]float64{&k.rowMax, &k.rowExp, &k.rowTgt, &k.rowSum, &k.rowLoss} {
+	for _, s := range []*[]float64{&k.rowMax, &k.rowExp, &k.rowTgt, &k.rowSum} {
 		*s = sizedBuf(*s, n)
 	}
 	for i := range n {
