@@ -84,11 +84,11 @@ type lxKernel struct {
 	wname   string
 	s       *quantScratch
 
-	rowMax  []float64 // each row's max logit, a value of the kernel's dtype
-	rowExp  []float64 // Σ_v exp(x_v − max)
-	rowTgt  []float64 // the target's logit
-	rowSum  []float64 // Σ_v x_v (label smoothing)
-	blk     interface{} // []float32 or []float64: one block of logits, reused
+	rowMax []float64   // each row's max logit, a value of the kernel's dtype
+	rowExp []float64   // Σ_v exp(x_v − max)
+	rowTgt []float64   // the target's logit
+	rowSum []float64   // Σ_v x_v (label smoothing)
+	blk    interface{} // []float32 or []float64: one block of logits, reused
 }
 
 func (k *lxKernel) String() string { return "LinearCrossEntropy" }
