@@ -64,10 +64,11 @@ func Checkpoint(x *Node, fn func(x *Node) *Node) *Node {
 		return b.fail(fmt.Errorf("graph: Checkpoint: %w", err))
 	}
 	prog.arena = b.pool.arena
-	// y and dx are copied out right after each run, and the loss is never
-	// read: their buffers serve every checkpoint. The parameters' gradients
-	// keep their own, read after other checkpoints may have run.
-	prog.shared = &sharedRoots{arena: b.pool.roots, nodes: map[*G.Node]bool{y.n: true, loss.n: true}}
+	// y and dx are copied out right after each run: their buffers serve
+	// every checkpoint. The parameters' gradients keep their own, read after
+	// other checkpoints may have run. (The loss, a scalar, never takes a
+	// buffer.)
+	prog.shared = &sharedRoots{arena: b.pool.roots, nodes: map[*G.Node]bool{y.n: true}}
 	if gx, ok := prog.gradNode[xp]; ok {
 		prog.shared.nodes[gx] = true
 	}

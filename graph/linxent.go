@@ -26,9 +26,10 @@ const headBlockElems = 1 << 21
 // every block again, and from it dh = Σ_blocks dlogits·W[block] and dW[block] =
 // dlogitsᵀ·h, with dlogits as in SoftmaxCrossEntropy. So it trades one more
 // product of the head (two when w trains) for the 2·N·V floats of the
-// logits and their gradient: the models use it when they recompute
-// activations. A quantized w is dequantized a block at a time into the
-// builder's scratch and gets no gradient.
+// logits and their gradient: the models use it after SetLossInBlocks,
+// which the command line's --recompute turns on. A quantized w is
+// dequantized a block at a time into the builder's scratch and gets no
+// gradient.
 func LinearCrossEntropy(h, w, targets, mask *Node, smoothing float64) *Node {
 	const name = "LinearCrossEntropy"
 	b, ins, bad := xentInputs(name, "h", h, targets, mask, smoothing)

@@ -25,7 +25,7 @@ type LanguageModel interface {
 // Trainer uses Loss in place of graph.SoftmaxCrossEntropy of Logits when a
 // model has it. Loss must equal that composition (up to rounding); models
 // use it to compute the head and the loss without the [N, V] logits (the
-// gpt and llama models do when they recompute activations).
+// gpt and llama models do after SetLossInBlocks, which --recompute turns on).
 type LossModel interface {
 	LanguageModel
 	// Loss is the masked mean next-token cross-entropy against targets

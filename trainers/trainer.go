@@ -214,8 +214,8 @@ func (t *Trainer) loss(c *compiled, s shape, smoothing float64) (*graph.Node, er
 }
 
 // program returns the training or evaluation Program for s, compiling it on
-// first use: ids, targets and mask inputs [rows·T], the model's logits
-// [rows·T, V] and SoftmaxCrossEntropy (label smoothing only for training).
+// first use: ids, targets and mask inputs [rows·T] and the loss (see loss;
+// label smoothing only for training).
 func (t *Trainer) program(s shape, train bool) (*compiled, error) {
 	if err := t.refreshIfStale(); err != nil {
 		return nil, err

@@ -59,6 +59,47 @@ func TestLoRAOnQuantizedBase(t *testing.T) {
 	}
 }
 
+// injectCosLoRA injects LoRA on targets and gives every adapter weight
+// cos(i)·0.3, so that B is not zero and the gradients of A are not.
+func injectCosLoRA(t *testing.T, m *Model, targets ...string) {
+	t.Helper()
+	lm, err := lora.Inject(m, lora.Config{R: 2, Alpha: 4, Targets: targets, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range lm.TrainableParams() {
+		v := p.Values()
+		for i := range v {
+			v[i] = math.Cos(float64(i)) * 0.3
+		}
+		_ = p.SetValues(v)
+	}
+}
+
+// lossGrads runs one forward and backward pass of m's Loss on 2 sequences
+// of the 8 ids, each predicting the next, and returns the loss and every
+// trainable gradient, and the ops that ran.
+func lossGrads(t *testing.T, m *Model, dt graph.DType, ids []int) ([]float64, map[string]int64) {
+	t.Helper()
+	b := graph.NewBuilder(dt, 1)
+	in, tg := b.IntInput("ids", 16), b.IntInput("tg", 16)
+	prog, err := b.Compile(m.Loss(in, tg, nil, 2, 8, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = prog.SetInts(in, ids)
+	_ = prog.SetInts(tg, append(ids[1:], ids[0]))
+	if err := prog.Run(); err != nil {
+		t.Fatal(err)
+	}
+	got := []float64{prog.Loss()}
+	for _, p := range prog.Trainable() {
+		g, _ := prog.Grad(p)
+		got = append(got, g.Values()...)
+	}
+	return got, b.OpRuns()
+}
+
 // TestRecomputeBitIdentical: LoRA gradients with every block recomputed
 // equal those without, bit for bit, on an nf4 base.
 func TestRecomputeBitIdentical(t *testing.T) {
@@ -67,45 +108,20 @@ func TestRecomputeBitIdentical(t *testing.T) {
 	var want []float64
 	for _, every := range []int{0, 1} {
 		m := newModel(t, cfg, graph.Float32, 5, 0.5)
-		lm, err := lora.Inject(m, lora.Config{R: 2, Alpha: 4, Targets: []string{"q_proj", "v_proj", "down_proj"}, Seed: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range lm.TrainableParams() {
-			v := p.Values()
-			for i := range v {
-				v[i] = math.Cos(float64(i)) * 0.3
-			}
-			_ = p.SetValues(v)
-		}
+		injectCosLoRA(t, m, "q_proj", "v_proj", "down_proj")
 		if _, err := nn.QuantizeBase(m, graph.NF4, true); err != nil {
 			t.Fatal(err)
 		}
 		if err := m.SetRecompute(every); err != nil {
 			t.Fatal(err)
 		}
-		b := graph.NewBuilder(graph.Float32, 1)
-		in, tg := b.IntInput("ids", 16), b.IntInput("tg", 16)
-		prog, err := b.Compile(m.Loss(in, tg, nil, 2, 8, 0))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = prog.SetInts(in, ids)
-		_ = prog.SetInts(tg, append(ids[1:], ids[0]))
-		if err := prog.Run(); err != nil {
-			t.Fatal(err)
-		}
-		got := []float64{prog.Loss()}
-		for _, p := range prog.Trainable() {
-			g, _ := prog.Grad(p)
-			got = append(got, g.Values()...)
-		}
+		got, runs := lossGrads(t, m, graph.Float32, ids)
 		if every == 0 {
 			want = got
 			continue
 		}
-		if b.OpRuns()["Checkpoint.dx"] != int64(cfg.NumLayers) {
-			t.Fatalf("%d checkpoint backward runs, want %d", b.OpRuns()["Checkpoint.dx"], cfg.NumLayers)
+		if runs["Checkpoint.dx"] != int64(cfg.NumLayers) {
+			t.Fatalf("%d checkpoint backward runs, want %d", runs["Checkpoint.dx"], cfg.NumLayers)
 		}
 		for i := range got {
 			if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
@@ -125,37 +141,11 @@ func TestLossInBlocks(t *testing.T) {
 		var want []float64
 		for _, blocks := range []bool{false, true} {
 			m := newModel(t, cfg, graph.Float64, 5, 0.5)
-			lm, err := lora.Inject(m, lora.Config{R: 2, Alpha: 4, Targets: []string{"q_proj", "v_proj"}, Seed: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, p := range lm.TrainableParams() {
-				v := p.Values()
-				for i := range v {
-					v[i] = math.Cos(float64(i)) * 0.3
-				}
-				_ = p.SetValues(v)
-			}
+			injectCosLoRA(t, m, "q_proj", "v_proj")
 			m.SetLossInBlocks(blocks)
-			b := graph.NewBuilder(graph.Float64, 1)
-			in, tg := b.IntInput("ids", 16), b.IntInput("tg", 16)
-			prog, err := b.Compile(m.Loss(in, tg, nil, 2, 8, 0))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = prog.SetInts(in, ids)
-			_ = prog.SetInts(tg, append(ids[1:], ids[0]))
-			if err := prog.Run(); err != nil {
-				t.Fatal(err)
-			}
-			fused := blocks && arch == ArchQwen2
-			if runs := b.OpRuns(); fused != (runs["LinearCrossEntropy"] == 1) {
+			got, runs := lossGrads(t, m, graph.Float64, ids)
+			if fused := blocks && arch == ArchQwen2; fused != (runs["LinearCrossEntropy"] == 1) {
 				t.Fatalf("%s, loss in blocks %v: ops run %v", arch, blocks, runs)
-			}
-			got := []float64{prog.Loss()}
-			for _, p := range prog.Trainable() {
-				g, _ := prog.Grad(p)
-				got = append(got, g.Values()...)
 			}
 			if !blocks {
 				want = got
